@@ -1,0 +1,5 @@
+module github.com/hotslab/hotslab
+
+go 1.26
+
+require github.com/petermattis/goid v0.0.0-20260820044319-269ab09b5261 // indirect

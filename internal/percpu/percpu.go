@@ -1,0 +1,64 @@
+// Package percpu gives hotslab the two primitives the kernel calls
+// preempt_disable/smp_processor_id and this_cpu_ptr: pinning the running
+// goroutine to its P (so it cannot be preempted or migrated) and the id of
+// that P, used to index per-P slots.
+//
+// Pinning is the runtime's own procPin/procUnpin, reached with
+// //go:linkname exactly as sync.Pool does. While pinned a goroutine must not
+// block, allocate, take a lock or call anything that may do so: the P cannot
+// be taken from it, so the garbage collector and stop-the-world wait for it.
+// Keep pinned sections to a handful of instructions.
+//
+// Invariants: Pin and Unpin nest and must be balanced on the same
+// goroutine; the id returned by Pin is in [0, GOMAXPROCS) at the time of the
+// call, but GOMAXPROCS can change, so per-P arrays must tolerate ids at or
+// beyond their length (see Slots).
+//
+// Stop-the-world is a grace period: it cannot complete while any goroutine
+// is pinned, so after Synchronize returns every pinned section that started
+// before the call has finished (the kernel's synchronize_rcu for
+// preempt-disabled readers).
+package percpu
+
+import (
+	"runtime"
+	_ "unsafe" // for go:linkname
+)
+
+//go:linkname runtimeProcPin runtime.procPin
+func runtimeProcPin() int
+
+//go:linkname runtimeProcUnpin runtime.procUnpin
+func runtimeProcUnpin()
+
+// Pin disables preemption of the calling goroutine and returns the id of
+// the P it runs on. Kernel: preempt_disable(); smp_processor_id().
+func Pin() int { return runtimeProcPin() }
+
+// Unpin re-enables preemption. Kernel: preempt_enable().
+func Unpin() { runtimeProcUnpin() }
+
+// MaxProcs is the number of per-P slots a new per-P structure should have:
+// the larger of GOMAXPROCS and the number of CPUs, so that raising
+// GOMAXPROCS up to the CPU count keeps every P on its own slot.
+func MaxProcs() int {
+	n := runtime.GOMAXPROCS(0)
+	if c := runtime.NumCPU(); c > n {
+		n = c
+	}
+	return n
+}
+
+// Synchronize waits until every goroutine that was pinned when it was
+// called has unpinned. It stops the world once (tens of microseconds), so
+// it is for rare, slow paths only: a writer of a per-P read-write
+// semaphore, a memory-hotplug operation. Kernel: synchronize_rcu() for
+// preempt-disabled readers.
+func Synchronize() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms) // stops and restarts the world
+}
+
+// CacheLine is the size hotslab pads per-P slots to, so that two Ps never
+// write the same cache line.
+const CacheLine = 64
