@@ -55,16 +55,30 @@ func (s *PerPRWSem) Init(c *Class) {
 
 func (s *PerPRWSem) inst() uintptr { return uintptr(unsafe.Pointer(s)) }
 
+// acquire and release keep the validator's code out of the read fast path.
+//
+//go:noinline
+func (s *PerPRWSem) acquire(k Kind) { Acquire(s.class, 0, s.inst(), k, false) }
+
+//go:noinline
+func (s *PerPRWSem) release() bool { return Release(s.class, s.inst()) }
+
 // RLock takes s for reading. Kernel: percpu_down_read().
 func (s *PerPRWSem) RLock() {
 	if enabled.Load() {
-		Acquire(s.class, 0, s.inst(), Read, false)
+		s.acquire(Read)
 	}
-	if !s.tryFast() {
-		s.rlockSlow()
+	pid := percpu.Pin()
+	if s.block.Load() == 0 && uint(pid) < uint(len(s.slots)) {
+		s.slots[pid].inc()
+		percpu.Unpin()
+		return
 	}
+	percpu.Unpin()
+	s.rlockSlow()
 }
 
+// tryFast is the reader fast path, including Ps beyond the slots.
 func (s *PerPRWSem) tryFast() bool {
 	pid := percpu.Pin()
 	if s.block.Load() != 0 {
@@ -81,6 +95,9 @@ func (s *PerPRWSem) tryFast() bool {
 }
 
 func (s *PerPRWSem) rlockSlow() {
+	if s.tryFast() {
+		return
+	}
 	s.mu.Lock()
 	for s.block.Load() != 0 {
 		s.cond.Wait()
@@ -110,9 +127,20 @@ func (s *PerPRWSem) TryRLock() bool {
 // validator on, a read unlock by a goroutine that holds no read lock is
 // reported and refused, so the reader count stays exact.
 func (s *PerPRWSem) RUnlock() {
-	if enabled.Load() && !Release(s.class, s.inst()) {
+	if enabled.Load() && !s.release() {
 		return
 	}
+	pid := percpu.Pin()
+	if uint(pid) < uint(len(s.slots)) && s.block.Load() == 0 {
+		s.slots[pid].dec()
+		percpu.Unpin()
+		return
+	}
+	percpu.Unpin()
+	s.runlockSlow()
+}
+
+func (s *PerPRWSem) runlockSlow() {
 	pid := percpu.Pin()
 	if pid < len(s.slots) {
 		s.slots[pid].dec()

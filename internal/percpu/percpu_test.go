@@ -1,0 +1,10 @@
+package percpu
+
+import "testing"
+
+func BenchmarkPinUnpin(b *testing.B) {
+	for b.Loop() {
+		Pin()
+		Unpin()
+	}
+}
