@@ -1,0 +1,2 @@
+// Package bench holds side-by-side allocator benchmarks.
+package bench
