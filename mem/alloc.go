@@ -1,0 +1,232 @@
+package mem
+
+import (
+	"syscall"
+
+	"github.com/hotslab/hotslab/internal/percpu"
+)
+
+// AllocPages allocates 2^order contiguous pages and returns the address of
+// the first. node is the preferred node (NumaNoNode: the calling P's
+// node); the zonelist is tried in order — on each node ZoneMovable first
+// if gfp has GFPMovable, then ZoneNormal — local node first, then the
+// others, unless GFPThisNode. Errors wrap syscall.ENOMEM (nothing free) or
+// syscall.EINVAL (bad order, node or flags).
+//
+// Order-0 allocations come from the calling P's page list for the first
+// zone of the zonelist when it has pages: one pin, no atomic
+// read-modify-write, no lock. It never takes mem_hotplug_lock or
+// device_hotplug_lock. Kernel: __alloc_pages() / rmqueue_pcplist().
+func (s *System) AllocPages(node int, order int, gfp GFP) (uintptr, error) {
+	if order == 0 && gfp&^gfpMask == 0 {
+		pid := percpu.Pin()
+		if pid < len(s.pcp) {
+			n := node
+			if n == NumaNoNode {
+				n = s.localNode[pid]
+			}
+			pp := &s.pcp[pid]
+			if uint(n) < uint(s.nodes) && pp.stolen.Load() == 0 {
+				zi := n * int(nrZones)
+				if gfp&GFPMovable != 0 {
+					zi += int(ZoneMovable)
+				}
+				l := &pp.lists[zi]
+				if c := pload(&l.count); c > 0 {
+					addr := pload(&l.pages[c-1])
+					pg := s.PageOf(addr)
+					if !pg.blk.isolated.Load() {
+						pstore(&l.count, c-1)
+						pg.state.Store(mkState(pgAlloc, 0, gfp&GFPMovable))
+						pstore(&pp.allocs, pload(&pp.allocs)+1)
+						percpu.Unpin()
+						if gfp&GFPZero != 0 {
+							clear(s.bytes(addr, PageSize))
+						}
+						return addr, nil
+					}
+				}
+			}
+		}
+		percpu.Unpin()
+	}
+	return s.allocSlow(node, order, gfp)
+}
+
+func (s *System) allocSlow(node int, order int, gfp GFP) (uintptr, error) {
+	if order < 0 || order > MaxOrder {
+		return 0, errnoErr(syscall.EINVAL, "bad order %d", order)
+	}
+	if gfp&^gfpMask != 0 {
+		return 0, errnoErr(syscall.EINVAL, "bad gfp flags %#x", uint32(gfp))
+	}
+	if node == NumaNoNode {
+		pid := percpu.Pin()
+		node = s.LocalNode(pid)
+		percpu.Unpin()
+	}
+	if node < 0 || node >= s.nodes {
+		return 0, errnoErr(syscall.EINVAL, "bad node %d", node)
+	}
+	addr := s.allocFromZonelist(node, order, gfp)
+	if addr == 0 {
+		return 0, errnoErr(syscall.ENOMEM, "no free pages of order %d for node %d", order, node)
+	}
+	s.slowAllocs.Add(1)
+	if gfp&GFPZero != 0 {
+		clear(s.bytes(addr, PageSize<<order))
+	}
+	return addr, nil
+}
+
+func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
+	mv := 0
+	if gfp&GFPMovable != 0 {
+		mv = 1
+	}
+	zl := s.zonelists[node][mv]
+	st := mkState(pgAlloc, order, gfp&GFPMovable)
+	for _, z := range zl {
+		if gfp&GFPThisNode != 0 && z.node != node {
+			break
+		}
+		if order == 0 {
+			if a := s.pcpPop(z, gfp&GFPMovable); a != 0 {
+				return a
+			}
+		}
+		if z.nrFree.Load() < int64(1)<<order {
+			continue
+		}
+		if order > 0 {
+			z.lock.Lock()
+			p := s.rmqueue(z, order, st)
+			z.lock.Unlock()
+			if p != nil {
+				return p.Addr()
+			}
+			continue
+		}
+		// Refill: take a batch, keep one, give the rest to this P.
+		var buf [pcpBatch]uintptr
+		n := 0
+		z.lock.Lock()
+		for n < pcpBatch {
+			p := s.rmqueue(z, 0, mkState(pgPcp, 0, 0))
+			if p == nil {
+				break
+			}
+			buf[n] = p.Addr()
+			n++
+		}
+		z.lock.Unlock()
+		if n == 0 {
+			continue
+		}
+		a := buf[0]
+		s.PageOf(a).state.Store(st)
+		if left := s.pcpPush(z, buf[1:n]); left > 0 {
+			s.freeBatch(z, buf[1:1+left])
+		}
+		return a
+	}
+	return 0
+}
+
+// FreePages frees the allocation of 2^order pages at addr. If addr is not
+// the head of an allocation of that order (a foreign pointer, a tail page,
+// a wrong order, a double free) it returns an error wrapping
+// syscall.EINVAL and changes nothing. Freeing into a block that is being
+// offlined is allowed: the pages become free and isolated. It clears the
+// pages' Private and Migrator. Order-0 frees go to the calling P's list
+// unless the block is isolated. Kernel: __free_pages() /
+// free_unref_page().
+func (s *System) FreePages(addr uintptr, order int) error {
+	pg := s.PageOf(addr)
+	if pg == nil || addr&(PageSize-1) != 0 || order < 0 || order > MaxOrder {
+		return errnoErr(syscall.EINVAL, "free of %#x order %d: not an allocation", addr, order)
+	}
+	st := pg.state.Load()
+	if stKind(st) != pgAlloc || stOrder(st) != order {
+		return errnoErr(syscall.EINVAL, "free of %#x order %d: not an allocation of that order", addr, order)
+	}
+	if order == 0 {
+		z := pg.blk.zone.Load()
+		pid := percpu.Pin()
+		if pid < len(s.pcp) && z != nil && !pg.blk.isolated.Load() {
+			pp := &s.pcp[pid]
+			l := &pp.lists[z.idx]
+			if c := pload(&l.count); pp.stolen.Load() == 0 && c < pcpHigh {
+				if !pg.state.CompareAndSwap(st, mkState(pgPcp, 0, 0)) {
+					percpu.Unpin()
+					return errnoErr(syscall.EINVAL, "free of %#x: concurrent free", addr)
+				}
+				pg.Private = nil
+				if pg.mig.Load() != nil {
+					pg.mig.Store(nil)
+				}
+				pstore(&l.pages[c], addr)
+				pstore(&l.count, c+1)
+				pstore(&pp.frees, pload(&pp.frees)+1)
+				percpu.Unpin()
+				return nil
+			}
+		}
+		percpu.Unpin()
+	}
+	return s.freeSlow(pg, addr, order)
+}
+
+func (s *System) freeSlow(pg *Page, addr uintptr, order int) error {
+	z := pg.blk.zone.Load()
+	if z == nil {
+		return errnoErr(syscall.EINVAL, "free of %#x: block offline", addr)
+	}
+	// Own the head first, so that a concurrent double free fails.
+	for {
+		st := pg.state.Load()
+		if stKind(st) != pgAlloc || stOrder(st) != order {
+			return errnoErr(syscall.EINVAL, "free of %#x order %d: not an allocation of that order", addr, order)
+		}
+		if pg.state.CompareAndSwap(st, mkState(pgPcp, 0, 0)) {
+			break
+		}
+	}
+	pg.Private = nil
+	if pg.mig.Load() != nil {
+		pg.mig.Store(nil)
+	}
+	s.slowFrees.Add(1)
+	if order == 0 && !pg.blk.isolated.Load() {
+		// The list was full (or stolen): move a batch to the buddy
+		// allocator together with this page.
+		var buf [pcpBatch + 1]uintptr
+		n := s.pcpTake(z, buf[:pcpBatch])
+		buf[n] = addr
+		s.freeBatch(z, buf[:n+1])
+		return nil
+	}
+	s.freeToBuddy(pg, order)
+	return nil
+}
+
+// SetMigrator marks the allocation at addr as movable by m: when its block
+// is offlined, m.MigratePage moves it instead of the offline failing or
+// waiting. m == nil clears it. It is ignored (with EINVAL) if addr is not
+// the head of an allocation. Kernel: __SetPageMovable().
+func (s *System) SetMigrator(addr uintptr, m Migrator) {
+	_ = s.setMigrator(addr, m)
+}
+
+func (s *System) setMigrator(addr uintptr, m Migrator) error {
+	pg := s.PageOf(addr)
+	if pg == nil || !pg.Allocated() {
+		return errnoErr(syscall.EINVAL, "set migrator of %#x: not an allocation", addr)
+	}
+	if m == nil {
+		pg.mig.Store(nil)
+	} else {
+		pg.mig.Store(&migBox{m})
+	}
+	return nil
+}

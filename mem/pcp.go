@@ -1,0 +1,182 @@
+package mem
+
+import (
+	"sync/atomic"
+
+	"github.com/hotslab/hotslab/internal/percpu"
+)
+
+const (
+	pcpHigh  = 96 // a per-P list never holds more pages
+	pcpBatch = 32 // pages moved at a time between a list and the buddy
+)
+
+// perP is one P's page cache: a stack of free order-0 pages per node and
+// zone. Only the P's own pinned goroutine touches it, unless stolen is set:
+// then only the drainer does (see drainAllPages). Kernel: struct
+// per_cpu_pages.
+type perP struct {
+	stolen atomic.Uint32
+	_      [4]byte
+	allocs uintptr // fast-path successes, owner-written
+	frees  uintptr
+	lists  []pcpList // node*nrZones + zone
+	_      [percpu.CacheLine - 40]byte
+}
+
+type pcpList struct {
+	count uintptr
+	pages [pcpHigh]uintptr
+}
+
+// pcpPop pops a page of zone z from the calling P's list. It returns 0 if
+// the list is empty, stolen, or the page popped belongs to an isolated
+// block (that page is then returned to the buddy allocator).
+func (s *System) pcpPop(z *zone, gfp GFP) uintptr {
+	for {
+		pid := percpu.Pin()
+		if pid >= len(s.pcp) {
+			percpu.Unpin()
+			return 0
+		}
+		pp := &s.pcp[pid]
+		if pp.stolen.Load() != 0 {
+			percpu.Unpin()
+			return 0
+		}
+		l := &pp.lists[z.idx]
+		c := pload(&l.count)
+		if c == 0 {
+			percpu.Unpin()
+			return 0
+		}
+		addr := pload(&l.pages[c-1])
+		pstore(&l.count, c-1)
+		pg := s.PageOf(addr)
+		if !pg.blk.isolated.Load() {
+			pg.state.Store(mkState(pgAlloc, 0, gfp))
+			percpu.Unpin()
+			return addr
+		}
+		percpu.Unpin()
+		s.freeToBuddy(pg, 0)
+	}
+}
+
+// pcpPush pushes pages (all of zone z, states pgPcp) on the calling P's
+// list; it returns how many it could not take.
+func (s *System) pcpPush(z *zone, pages []uintptr) int {
+	pid := percpu.Pin()
+	if pid >= len(s.pcp) || s.pcp[pid].stolen.Load() != 0 {
+		percpu.Unpin()
+		return len(pages)
+	}
+	l := &s.pcp[pid].lists[z.idx]
+	c := pload(&l.count)
+	for len(pages) > 0 && c < pcpHigh {
+		pstore(&l.pages[c], pages[len(pages)-1])
+		pages = pages[:len(pages)-1]
+		c++
+	}
+	pstore(&l.count, c)
+	percpu.Unpin()
+	return len(pages)
+}
+
+// pcpTake pops up to len(buf) pages of zone z from the calling P's list.
+func (s *System) pcpTake(z *zone, buf []uintptr) int {
+	pid := percpu.Pin()
+	if pid >= len(s.pcp) || s.pcp[pid].stolen.Load() != 0 {
+		percpu.Unpin()
+		return 0
+	}
+	l := &s.pcp[pid].lists[z.idx]
+	c := pload(&l.count)
+	n := 0
+	for n < len(buf) && c > 0 {
+		c--
+		buf[n] = pload(&l.pages[c])
+		n++
+	}
+	pstore(&l.count, c)
+	percpu.Unpin()
+	return n
+}
+
+// freeToBuddy frees one chunk whose head the caller owns into the buddy
+// allocator under its zone lock.
+func (s *System) freeToBuddy(pg *Page, order int) {
+	z := pg.blk.zone.Load()
+	z.lock.Lock()
+	s.freeOne(z, pg, order)
+	z.lock.Unlock()
+}
+
+// freeBatch frees order-0 pages of zone z under one zone lock.
+func (s *System) freeBatch(z *zone, pages []uintptr) {
+	if len(pages) == 0 {
+		return
+	}
+	z.lock.Lock()
+	for _, a := range pages {
+		s.freeOne(z, s.PageOf(a), 0)
+	}
+	z.lock.Unlock()
+}
+
+// drainAllPages empties every P's lists into the buddy allocator.
+//
+// A P's list is touched only by a goroutine pinned to that P, and only
+// after it has seen stolen == 0 inside the same pinned section. The
+// drainer sets stolen on every P, then waits for a grace period
+// (percpu.Synchronize: every pinned section that might have missed the
+// flag has ended), after which it owns all lists; it empties them, clears
+// the flags and frees the pages under the zone locks. Owners that see the
+// flag take the slow path (the buddy allocator) meanwhile. Caller holds
+// mem_hotplug_lock. Kernel: drain_all_pages().
+func (s *System) drainAllPages() {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	for i := range s.pcp {
+		s.pcp[i].stolen.Store(1)
+	}
+	percpu.Synchronize()
+	per := make([][]uintptr, len(s.zones))
+	for i := range s.pcp {
+		for zi := range s.pcp[i].lists {
+			l := &s.pcp[i].lists[zi]
+			c := pload(&l.count)
+			for j := uintptr(0); j < c; j++ {
+				per[zi] = append(per[zi], pload(&l.pages[j]))
+			}
+			pstore(&l.count, 0)
+		}
+	}
+	for i := range s.pcp {
+		s.pcp[i].stolen.Store(0)
+	}
+	for zi, pages := range per {
+		s.freeBatch(&s.zones[zi], pages)
+	}
+}
+
+// DrainPages empties every P's page lists into the buddy allocator, so
+// that Stats shows every free page in its zone's free lists. Kernel:
+// drain_all_pages(NULL). It may be called from notifier callbacks, but
+// not with a zone lock held (it takes pcp_drain_mutex, then zone locks).
+func (s *System) DrainPages() { s.drainAllPages() }
+
+// pcpCounts returns the pages on per-P lists per zone and the fast-path
+// alloc/free counts (approximate while allocations run).
+func (s *System) pcpCounts() (perZone []int64, allocs, frees uint64) {
+	perZone = make([]int64, len(s.zones))
+	for i := range s.pcp {
+		pp := &s.pcp[i]
+		allocs += uint64(pload(&pp.allocs))
+		frees += uint64(pload(&pp.frees))
+		for zi := range pp.lists {
+			perZone[zi] += int64(pload(&pp.lists[zi].count))
+		}
+	}
+	return
+}

@@ -1,0 +1,12 @@
+//go:build race
+
+package mem
+
+import "sync/atomic"
+
+// Under the race detector per-P list words are accessed atomically: the
+// hand-off between a P and the drainer is ordered by a stop-the-world
+// grace period, which the detector does not see.
+
+func pload(p *uintptr) uintptr     { return atomic.LoadUintptr(p) }
+func pstore(p *uintptr, v uintptr) { atomic.StoreUintptr(p, v) }

@@ -1,0 +1,396 @@
+package mem
+
+import (
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hotslab/hotslab/internal/percpu"
+	"github.com/hotslab/hotslab/lockdep"
+)
+
+// Lock classes. Order, outermost first (see doc.go):
+// device_hotplug_lock → mem_block_device_lock → mem_hotplug_lock →
+// memory_chain / node_chain → (callers' locks) → pcp_drain_mutex →
+// zone_lock.
+var (
+	deviceHotplugClass = lockdep.NewClass("device_hotplug_lock")
+	blockDevClass      = lockdep.NewClass("mem_block_device_lock")
+	memHotplugClass    = lockdep.NewClass("mem_hotplug_lock")
+	memChainClass      = lockdep.NewClass("memory_chain.rwsem")
+	nodeChainClass     = lockdep.NewClass("node_chain.rwsem")
+	drainClass         = lockdep.NewClass("pcp_drain_mutex")
+	zoneLockClass      = lockdep.NewClass("zone_lock")
+)
+
+const (
+	defaultNodes     = 2
+	defaultBlockSize = 128 << 20
+	defaultRange     = 1 << 40
+	defaultMaxBlocks = 8192
+)
+
+// System is a machine's memory: nodes, zones, memory blocks in one reserved
+// address range, the page allocator and the hotplug operations. All
+// methods are safe for concurrent use.
+type System struct {
+	log           *slog.Logger
+	nodes         int
+	blockSize     int64
+	blockShift    uint
+	pagesPerBlock int
+	blockOrder    int // largest buddy order inside one block
+	maxBlocks     int
+	backing       Backing
+	fd            int // memfd or file; -1 for anonymous memory
+
+	base    uintptr
+	basePtr unsafe.Pointer
+	size    uintptr
+
+	blocks []atomic.Pointer[block] // index → present block or nil
+	zones  []zone                  // node*nrZones + zone
+	// zonelists[node][movable]: fallback order, local node first.
+	zonelists [][2][]*zone
+	localNode []int // P id → node
+
+	pcp        []perP
+	slowAllocs atomic.Uint64
+	slowFrees  atomic.Uint64
+
+	autoOnline atomic.Int32
+
+	deviceHotplug lockdep.Mutex
+	memHotplug    *lockdep.PerPRWSem
+	drainMu       lockdep.Mutex
+
+	// Under memHotplug (write) for writers; atomics for lock-free readers.
+	nodeInfo []nodeInfo
+	nMemory  atomic.Uint64 // N_MEMORY mask
+	nNormal  atomic.Uint64 // N_NORMAL_MEMORY mask
+
+	memChain  chain[MemoryEvent, MemoryNotify]
+	nodeChain chain[NodeEvent, int]
+
+	closed bool // under deviceHotplug
+}
+
+type nodeInfo struct {
+	online int // online blocks
+	normal int // online blocks in ZoneNormal
+}
+
+// New creates a System: it reserves the address range, adds
+// InitialPerNode bytes of memory to every node and onlines it into
+// ZoneNormal. Kernel: the boot-time memory setup (memblock, free_area_init,
+// memory_dev_init).
+func New(cfg Config) (*System, error) {
+	if cfg.Nodes == 0 {
+		cfg.Nodes = defaultNodes
+	}
+	if cfg.Nodes < 1 || cfg.Nodes > MaxNodes {
+		return nil, errnoErr(syscall.EINVAL, "bad node count %d", cfg.Nodes)
+	}
+	if cfg.BlockSize == 0 {
+		cfg.BlockSize = defaultBlockSize
+	}
+	if cfg.BlockSize < 1<<20 || cfg.BlockSize&(cfg.BlockSize-1) != 0 {
+		return nil, errnoErr(syscall.EINVAL, "bad block size %d (power of two >= 1 MiB)", cfg.BlockSize)
+	}
+	if cfg.MaxBlocks == 0 {
+		cfg.MaxBlocks = int(min(defaultRange/cfg.BlockSize, defaultMaxBlocks))
+	}
+	if cfg.MaxBlocks < 1 || uint64(cfg.MaxBlocks)*uint64(cfg.BlockSize) > 1<<46 {
+		return nil, errnoErr(syscall.EINVAL, "bad MaxBlocks %d", cfg.MaxBlocks)
+	}
+	if cfg.InitialPerNode == 0 {
+		cfg.InitialPerNode = 2 * cfg.BlockSize
+	}
+	if cfg.InitialPerNode < 0 {
+		cfg.InitialPerNode = 0
+	}
+	if cfg.InitialPerNode%cfg.BlockSize != 0 ||
+		cfg.InitialPerNode/cfg.BlockSize*int64(cfg.Nodes) > int64(cfg.MaxBlocks) {
+		return nil, errnoErr(syscall.EINVAL, "bad initial memory %d per node", cfg.InitialPerNode)
+	}
+	if cfg.AutoOnline < Offline || cfg.AutoOnline > OnlineMovable {
+		return nil, errnoErr(syscall.EINVAL, "bad auto-online policy %d", cfg.AutoOnline)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &System{
+		log:           cfg.Logger,
+		nodes:         cfg.Nodes,
+		blockSize:     cfg.BlockSize,
+		blockShift:    uint(bits.TrailingZeros64(uint64(cfg.BlockSize))),
+		pagesPerBlock: int(cfg.BlockSize >> PageShift),
+		maxBlocks:     cfg.MaxBlocks,
+		backing:       cfg.Backing,
+		fd:            -1,
+		size:          uintptr(cfg.MaxBlocks) * uintptr(cfg.BlockSize),
+	}
+	s.blockOrder = min(MaxOrder, int(s.blockShift)-PageShift)
+	s.autoOnline.Store(int32(cfg.AutoOnline))
+	if err := s.reserve(cfg); err != nil {
+		return nil, err
+	}
+	s.blocks = make([]atomic.Pointer[block], s.maxBlocks)
+	s.zones = make([]zone, s.nodes*int(nrZones))
+	for n := 0; n < s.nodes; n++ {
+		for z := Zone(0); z < nrZones; z++ {
+			zn := &s.zones[n*int(nrZones)+int(z)]
+			zn.node, zn.kind, zn.idx = n, z, n*int(nrZones)+int(z)
+			zn.lock.Init(zoneLockClass)
+		}
+	}
+	s.zonelists = make([][2][]*zone, s.nodes)
+	for n := 0; n < s.nodes; n++ {
+		for i := 0; i < s.nodes; i++ {
+			nn := (n + i) % s.nodes
+			normal := &s.zones[nn*int(nrZones)+int(ZoneNormal)]
+			movable := &s.zones[nn*int(nrZones)+int(ZoneMovable)]
+			s.zonelists[n][0] = append(s.zonelists[n][0], normal)
+			s.zonelists[n][1] = append(s.zonelists[n][1], movable, normal)
+		}
+	}
+	s.localNode = make([]int, percpu.MaxProcs())
+	for i := range s.localNode {
+		s.localNode[i] = i % s.nodes
+	}
+	s.pcp = make([]perP, percpu.MaxProcs())
+	for i := range s.pcp {
+		s.pcp[i].lists = make([]pcpList, len(s.zones))
+	}
+	s.nodeInfo = make([]nodeInfo, s.nodes)
+	s.deviceHotplug.Init(deviceHotplugClass)
+	s.memHotplug = lockdep.NewPerPRWSem(memHotplugClass)
+	s.drainMu.Init(drainClass)
+	s.memChain.init(memChainClass, "memory")
+	s.nodeChain.init(nodeChainClass, "node")
+
+	per := int(cfg.InitialPerNode / cfg.BlockSize)
+	s.deviceHotplug.Lock()
+	defer s.deviceHotplug.Unlock()
+	for n := 0; n < s.nodes && per > 0; n++ {
+		ids, err := s.addLocked(n, per, -1)
+		if err == nil {
+			for _, id := range ids {
+				if err = s.onlineLocked(s.blocks[id].Load(), OnlineKernel); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			s.closeLocked()
+			return nil, err
+		}
+	}
+	s.log.Debug("mem: system ready", "nodes", s.nodes, "block_size", s.blockSize,
+		"max_blocks", s.maxBlocks, "base", fmt.Sprintf("%#x", s.base), "backing", s.backing)
+	return s, nil
+}
+
+// reserve maps the PROT_NONE range and opens the backing file.
+func (s *System) reserve(cfg Config) error {
+	switch cfg.Backing {
+	case BackingAnon:
+	case BackingMemfd:
+		fd, err := unix.MemfdCreate("hotslab-mem", unix.MFD_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("mem: memfd_create: %w", err)
+		}
+		s.fd = fd
+	case BackingFile:
+		if cfg.BackingPath == "" {
+			return errnoErr(syscall.EINVAL, "BackingFile needs BackingPath")
+		}
+		fd, err := unix.Open(cfg.BackingPath, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("mem: open %s: %w", cfg.BackingPath, err)
+		}
+		s.fd = fd
+	default:
+		return errnoErr(syscall.EINVAL, "bad backing %d", cfg.Backing)
+	}
+	if s.fd >= 0 {
+		if err := unix.Ftruncate(s.fd, int64(s.size)); err != nil {
+			unix.Close(s.fd)
+			return fmt.Errorf("mem: ftruncate backing to %d: %w", s.size, err)
+		}
+	}
+	p, err := unix.MmapPtr(-1, 0, nil, s.size, unix.PROT_NONE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		if s.fd >= 0 {
+			unix.Close(s.fd)
+		}
+		return fmt.Errorf("mem: reserve %d bytes: %w", s.size, err)
+	}
+	s.basePtr = p
+	s.base = uintptr(p)
+	return nil
+}
+
+// ptr turns an address inside the range into a pointer.
+func (s *System) ptr(addr uintptr) unsafe.Pointer { return unsafe.Add(s.basePtr, addr-s.base) }
+
+func (s *System) bytes(addr uintptr, n uintptr) []byte {
+	return unsafe.Slice((*byte)(s.ptr(addr)), n)
+}
+
+// mapBlock maps block i PROT_NONE from the backing (hot-add).
+func (s *System) mapBlock(i int) error {
+	addr := s.ptr(s.base + uintptr(i)<<s.blockShift)
+	var err error
+	if s.fd >= 0 {
+		_, err = unix.MmapPtr(s.fd, int64(i)<<s.blockShift, addr, uintptr(s.blockSize),
+			unix.PROT_NONE, unix.MAP_SHARED|unix.MAP_FIXED)
+	} else {
+		_, err = unix.MmapPtr(-1, 0, addr, uintptr(s.blockSize), unix.PROT_NONE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
+	}
+	return err
+}
+
+// unmapBlock puts block i back into the PROT_NONE reservation (hot-remove).
+func (s *System) unmapBlock(i int) error {
+	s.discard(i)
+	_, err := unix.MmapPtr(-1, 0, s.ptr(s.base+uintptr(i)<<s.blockShift), uintptr(s.blockSize),
+		unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
+	return err
+}
+
+// protect makes block i accessible (online) or not (offline).
+func (s *System) protect(i int, rw bool) error {
+	prot := unix.PROT_NONE
+	if rw {
+		prot = unix.PROT_READ | unix.PROT_WRITE
+	}
+	return unix.Mprotect(s.bytes(s.base+uintptr(i)<<s.blockShift, uintptr(s.blockSize)), prot)
+}
+
+// discard gives block i's memory back to the OS.
+func (s *System) discard(i int) {
+	b := s.bytes(s.base+uintptr(i)<<s.blockShift, uintptr(s.blockSize))
+	if err := unix.Madvise(b, unix.MADV_DONTNEED); err != nil {
+		s.log.Warn("mem: madvise(MADV_DONTNEED) failed", "block", i, "err", err)
+	}
+	if s.fd >= 0 {
+		err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE,
+			int64(i)<<s.blockShift, s.blockSize)
+		if err != nil {
+			s.log.Warn("mem: punching a hole in the backing failed", "block", i, "err", err)
+		}
+	}
+}
+
+// Close unmaps the whole range and releases the backing. Every address
+// handed out becomes invalid; the System must not be used afterwards.
+func (s *System) Close() error {
+	s.deviceHotplug.Lock()
+	defer s.deviceHotplug.Unlock()
+	return s.closeLocked()
+}
+
+func (s *System) closeLocked() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.memHotplug.Lock()
+	s.drainAllPages()
+	for i := range s.blocks {
+		s.blocks[i].Store(nil)
+	}
+	for i := range s.zones {
+		z := &s.zones[i]
+		z.lock.Lock()
+		z.free = [MaxOrder + 1]*Page{}
+		z.nrFree.Store(0)
+		z.managed.Store(0)
+		z.lock.Unlock()
+	}
+	s.memHotplug.Unlock()
+	err := unix.MunmapPtr(s.basePtr, s.size)
+	if s.fd >= 0 {
+		if e := unix.Close(s.fd); err == nil {
+			err = e
+		}
+		s.fd = -1
+	}
+	if err != nil {
+		return fmt.Errorf("mem: close: %w", err)
+	}
+	return nil
+}
+
+// NumNodes returns the number of nodes.
+func (s *System) NumNodes() int { return s.nodes }
+
+// BlockSize returns the memory block size in bytes.
+func (s *System) BlockSize() int64 { return s.blockSize }
+
+// MaxBlocks returns the number of blocks the reserved range can hold.
+func (s *System) MaxBlocks() int { return s.maxBlocks }
+
+// Base returns the start of the reserved range: "physical" address 0.
+func (s *System) Base() uintptr { return s.base }
+
+// LocalNode returns the node of P id pid (pid % NumNodes()).
+// Kernel: cpu_to_node().
+func (s *System) LocalNode(pid int) int {
+	if pid >= 0 && pid < len(s.localNode) {
+		return s.localNode[pid]
+	}
+	if pid < 0 {
+		return 0
+	}
+	return pid % s.nodes
+}
+
+// NodeHasMemory reports whether node nid has online memory (N_MEMORY).
+// The answer is stable while the caller holds GetOnlineMems.
+// Kernel: node_state(nid, N_MEMORY).
+func (s *System) NodeHasMemory(nid int) bool {
+	return nid >= 0 && nid < s.nodes && s.nMemory.Load()&(1<<nid) != 0
+}
+
+// NodeHasNormalMemory reports whether node nid has online ZoneNormal
+// memory (N_NORMAL_MEMORY, sysfs has_normal_memory). Stable under
+// GetOnlineMems.
+func (s *System) NodeHasNormalMemory(nid int) bool {
+	return nid >= 0 && nid < s.nodes && s.nNormal.Load()&(1<<nid) != 0
+}
+
+// MemoryNodes returns the N_MEMORY mask (bit n: node n has memory).
+func (s *System) MemoryNodes() uint64 { return s.nMemory.Load() }
+
+// GetOnlineMems takes mem_hotplug_lock for reading: until PutOnlineMems no
+// block goes online or offline and the node masks are stable. Readers are
+// not recursive (never nest it, never call it from a notifier callback).
+// Kernel: get_online_mems().
+func (s *System) GetOnlineMems() { s.memHotplug.RLock() }
+
+// PutOnlineMems releases what GetOnlineMems took. Kernel: put_online_mems().
+func (s *System) PutOnlineMems() { s.memHotplug.RUnlock() }
+
+// SetAutoOnline sets the policy for blocks added later; an invalid policy
+// is ignored. Kernel: writing auto_online_blocks.
+func (s *System) SetAutoOnline(p Policy) {
+	if p < Offline || p > OnlineMovable {
+		s.log.Warn("mem: ignoring invalid auto-online policy", "policy", int(p))
+		return
+	}
+	s.autoOnline.Store(int32(p))
+}
+
+// AutoOnline returns the policy for blocks added later.
+// Kernel: reading auto_online_blocks.
+func (s *System) AutoOnline() Policy { return Policy(s.autoOnline.Load()) }
+

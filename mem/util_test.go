@@ -1,0 +1,5 @@
+package mem
+
+import "unsafe"
+
+func uintptrOf(p *int) uintptr { return uintptr(unsafe.Pointer(p)) }
