@@ -393,4 +393,3 @@ func (s *System) SetAutoOnline(p Policy) {
 // AutoOnline returns the policy for blocks added later.
 // Kernel: reading auto_online_blocks.
 func (s *System) AutoOnline() Policy { return Policy(s.autoOnline.Load()) }
-
