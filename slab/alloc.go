@@ -1,0 +1,624 @@
+package slab
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/hotslab/hotslab/internal/percpu"
+	"github.com/hotslab/hotslab/mem"
+)
+
+// GFP are per-allocation flags.
+type GFP uint32
+
+const (
+	// ThisNode makes a node-specific allocation fail instead of falling
+	// back to another node (__GFP_THISNODE).
+	ThisNode GFP = 1 << iota
+	// Zero zeroes the object (__GFP_ZERO).
+	Zero
+)
+
+// sheaf is an array of free objects (the kernel's struct slab_sheaf).
+type sheaf struct {
+	n    int
+	objs []uintptr // len == capacity
+}
+
+func (k *cache) newSheaf(capacity int) *sheaf {
+	return &sheaf{objs: make([]uintptr, capacity)}
+}
+
+// Alloc returns an object of the cache. The fast path pops the P's sheaf
+// with the goroutine pinned to its P: no lock, no atomic instruction.
+// Kernel: kmem_cache_alloc().
+func (c *Cache) Alloc() (unsafe.Pointer, error) {
+	k := c.c
+	pid := percpu.Pin()
+	if k.a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+		pc := &k.pcpu[pid]
+		raceAcquire(unsafe.Pointer(pc))
+		if m := pc.main; m != nil && m.n > 0 {
+			m.n--
+			obj := m.objs[m.n]
+			statAdd(&pc.stat[AllocFastpath], 1)
+			raceReleaseMerge(unsafe.Pointer(pc))
+			percpu.Unpin()
+			return ptr(obj), nil
+		}
+		raceReleaseMerge(unsafe.Pointer(pc))
+	}
+	percpu.Unpin()
+	return c.allocSlow(mem.NumaNoNode, 0)
+}
+
+// Zalloc returns a zeroed object. Kernel: kmem_cache_zalloc().
+func (c *Cache) Zalloc() (unsafe.Pointer, error) {
+	p, err := c.Alloc()
+	if err == nil {
+		clear(unsafe.Slice((*byte)(p), c.c.objectSize))
+	}
+	return p, err
+}
+
+// AllocNode returns an object from node, falling back to other nodes in
+// zonelist order when node has no memory, unless gfp has ThisNode.
+// mem.NumaNoNode means the local node. Kernel: kmem_cache_alloc_node().
+func (c *Cache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
+	if node < mem.NumaNoNode || node >= c.c.a.sys.NumNodes() || gfp&^(ThisNode|Zero) != 0 {
+		return nil, fmt.Errorf("%w: cache %q: node %d, gfp %#x", ErrInvalid, c.name, node, uint32(gfp))
+	}
+	var p unsafe.Pointer
+	var err error
+	if node == mem.NumaNoNode && gfp&ThisNode == 0 {
+		p, err = c.Alloc()
+	} else {
+		p, err = c.allocSlow(node, gfp)
+	}
+	if err == nil && gfp&Zero != 0 {
+		clear(unsafe.Slice((*byte)(p), c.c.objectSize))
+	}
+	return p, err
+}
+
+func (a *Allocator) localNode(pid int) int {
+	if uint(pid) < uint(len(a.memNode)) {
+		return int(a.memNode[pid].Load())
+	}
+	return mem.NumaNoNode
+}
+
+// statUnpinned counts an event from code that runs unpinned.
+func (a *Allocator) statUnpinned(k *cache, s Stat) {
+	pid := percpu.Pin()
+	if a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+		pc := &k.pcpu[pid]
+		raceAcquire(unsafe.Pointer(pc))
+		statAdd(&pc.stat[s], 1)
+		raceReleaseMerge(unsafe.Pointer(pc))
+	}
+	percpu.Unpin()
+}
+
+// allocSlow: the P's main and spare sheaves are empty. Swap them, or trade
+// the empty sheaf for a full one from the node's barn, or refill it from
+// partial slabs and new slabs. Kernel: __pcs_replace_empty_main() and
+// ___slab_alloc().
+func (c *Cache) allocSlow(node int, gfp GFP) (unsafe.Pointer, error) {
+	k := c.c
+	a := k.a
+	if c.dead.Load() {
+		return nil, fmt.Errorf("%w: %q", ErrDestroyed, c.name)
+	}
+	for {
+		gen := a.flushGen.Load()
+		pid := percpu.Pin()
+		if a.flushing.Load() != 0 {
+			percpu.Unpin()
+			a.waitFlush()
+			continue
+		}
+		my := a.localNode(pid)
+		if uint(pid) >= uint(len(k.pcpu)) || (node != mem.NumaNoNode && node != my) || gfp&ThisNode != 0 && node == mem.NumaNoNode {
+			if uint(pid) < uint(len(k.pcpu)) {
+				pc := &k.pcpu[pid]
+				raceAcquire(unsafe.Pointer(pc))
+				statAdd(&pc.stat[AllocNodeMismatch], 1)
+				raceReleaseMerge(unsafe.Pointer(pc))
+			}
+			percpu.Unpin()
+			if node == mem.NumaNoNode {
+				node = my
+			}
+			obj, err := k.allocFromNode(node, gfp)
+			return ptr(obj), err
+		}
+		pc := &k.pcpu[pid]
+		raceAcquire(unsafe.Pointer(pc))
+		statAdd(&pc.stat[AllocSlowpath], 1)
+		if sp := pc.spare; sp != nil && sp.n > 0 {
+			pc.main, pc.spare = sp, pc.main
+			sp.n--
+			obj := sp.objs[sp.n]
+			raceReleaseMerge(unsafe.Pointer(pc))
+			percpu.Unpin()
+			return ptr(obj), nil
+		}
+		empty := pc.main
+		pc.main = nil
+		raceReleaseMerge(unsafe.Pointer(pc))
+		percpu.Unpin()
+
+		full, err := k.getFullSheaf(my, empty)
+		if err != nil {
+			return nil, err
+		}
+		obj, ok := k.installSheaf(full, gen, true)
+		if ok {
+			return ptr(obj), nil
+		}
+		// A flush ran meanwhile: the sheaf went back to the slabs. Retry.
+	}
+}
+
+// getFullSheaf returns a full (or at least non-empty) sheaf for node,
+// trading in empty (which may be nil).
+func (k *cache) getFullSheaf(node int, empty *sheaf) (*sheaf, error) {
+	a := k.a
+	cn := k.nodes[node].Load()
+	if cn != nil {
+		if full := cn.barnGetFull(k, empty); full != nil {
+			a.statUnpinned(k, BarnGet)
+			return full, nil
+		}
+	}
+	a.statUnpinned(k, BarnGetFail)
+	sh := empty
+	if sh == nil || len(sh.objs) != k.sheafCap {
+		sh = k.newSheaf(k.sheafCap)
+		a.statUnpinned(k, SheafAlloc)
+	}
+	if err := k.refill(sh, node, 0, k.sheafCap); err != nil && sh.n == 0 {
+		return nil, err
+	}
+	a.statUnpinned(k, SheafRefill)
+	return sh, nil
+}
+
+// installSheaf pops one object from full and makes full the P's main (or
+// spare) sheaf. If a flush ran since gen, or the P cannot take the sheaf,
+// it disposes of it instead; ok is false only when no object was taken.
+func (k *cache) installSheaf(full *sheaf, gen uint64, alloc bool) (obj uintptr, ok bool) {
+	a := k.a
+	var leftover *sheaf
+	pid := percpu.Pin()
+	if a.flushing.Load() != 0 || a.flushGen.Load() != gen || uint(pid) >= uint(len(k.pcpu)) {
+		percpu.Unpin()
+		k.flushSheaf(full)
+		k.disposeSheaf(full)
+		return 0, false
+	}
+	pc := &k.pcpu[pid]
+	raceAcquire(unsafe.Pointer(pc))
+	if alloc {
+		full.n--
+		obj = full.objs[full.n]
+	}
+	switch {
+	case pc.main == nil || pc.main.n == 0:
+		leftover, pc.main = pc.main, full
+	case pc.spare == nil || pc.spare.n == 0:
+		leftover, pc.spare = pc.spare, full
+	default:
+		leftover = full
+	}
+	raceReleaseMerge(unsafe.Pointer(pc))
+	percpu.Unpin()
+	if leftover != nil {
+		k.disposeSheaf(leftover)
+	}
+	return obj, true
+}
+
+// disposeSheaf puts a sheaf that left a P somewhere: empty ones to the
+// barn, full ones to the barn if it has room, the rest back to the slabs.
+func (k *cache) disposeSheaf(sh *sheaf) {
+	a := k.a
+	node := a.localNode(0)
+	if sh.n > 0 {
+		if s, _ := a.slabOf(sh.objs[0]); s != nil {
+			node = s.node
+		}
+	}
+	cn := k.nodes[node].Load()
+	if sh.n == len(sh.objs) && sh.n == k.sheafCap && cn != nil && cn.barnPutFull(sh) {
+		a.statUnpinned(k, BarnPut)
+		return
+	}
+	if sh.n > 0 {
+		k.flushSheaf(sh)
+	}
+	if cn == nil || len(sh.objs) != k.sheafCap || !cn.barnPutEmpty(sh) {
+		a.statUnpinned(k, SheafFree)
+	}
+}
+
+// refill fills sh up to want objects from node's partial slabs, then from
+// new slabs. Kernel: refill_sheaf() / __refill_objects().
+func (k *cache) refill(sh *sheaf, node int, gfp GFP, want int) error {
+	mgfp := mem.GFP(0)
+	if gfp&ThisNode != 0 {
+		mgfp |= mem.GFPThisNode
+	}
+	want = min(want, len(sh.objs))
+	if cn := k.nodes[node].Load(); cn != nil {
+		cn.listLock.Lock()
+		k.takePartialLocked(cn, sh, want)
+		cn.listLock.Unlock()
+	}
+	for sh.n < want {
+		s, err := k.newSlab(node, mgfp)
+		if err != nil {
+			return fmt.Errorf("%w: cache %q on node %d: %w", ErrNoMemory, k.name, node, err)
+		}
+		k.a.statUnpinned(k, AllocSlab)
+		cn := k.nodes[s.node].Load()
+		if cn == nil {
+			k.discardSlab(s)
+			return fmt.Errorf("%w: cache %q: %w %d", ErrNoMemory, k.name, errNoNode, s.node)
+		}
+		cn.listLock.Lock()
+		cn.nrSlabs++
+		cn.nrFree += int64(k.objects)
+		for sh.n < want && s.freelist != 0 {
+			sh.objs[sh.n] = k.takeObjLocked(cn, s)
+			sh.n++
+		}
+		if s.freelist != 0 {
+			cn.partial.push(s)
+		}
+		// More partial slabs may have appeared meanwhile.
+		k.takePartialLocked(cn, sh, want)
+		cn.listLock.Unlock()
+	}
+	return nil
+}
+
+// takeObjLocked pops one object off s. Called with its node's list_lock.
+func (k *cache) takeObjLocked(cn *cacheNode, s *slab) uintptr {
+	obj := s.freelist
+	s.freelist = k.getFree(obj)
+	s.inuse++
+	cn.nrFree--
+	return obj
+}
+
+func (k *cache) takePartialLocked(cn *cacheNode, sh *sheaf, want int) {
+	for sh.n < want && cn.partial.head != nil {
+		s := cn.partial.head
+		for sh.n < want && s.freelist != 0 {
+			sh.objs[sh.n] = k.takeObjLocked(cn, s)
+			sh.n++
+		}
+		if s.freelist == 0 {
+			cn.partial.remove(s)
+		}
+	}
+}
+
+// allocFromNode takes one object from node directly, bypassing sheaves.
+// Kernel: ___slab_alloc() for a node-specific request.
+func (k *cache) allocFromNode(node int, gfp GFP) (uintptr, error) {
+	var one sheaf
+	var buf [1]uintptr
+	one.objs = buf[:]
+	if err := k.refill(&one, node, gfp, 1); err != nil {
+		return 0, err
+	}
+	return buf[0], nil
+}
+
+// Free returns an object to its cache. Pointers that are not objects of
+// this cache are refused and reported (see Options.OnInvalidFree); nothing
+// changes. The fast path pushes onto the P's sheaf; an object of another
+// node goes straight home to its slab. Kernel: kmem_cache_free().
+func (c *Cache) Free(p unsafe.Pointer) {
+	k := c.c
+	a := k.a
+	addr := uintptr(p)
+	s, why := a.slabOf(addr)
+	if s == nil {
+		a.invalidFree(c.name, addr, why)
+		return
+	}
+	if s.cache != k {
+		a.invalidFree(c.name, addr, "object belongs to cache "+s.cache.name)
+		return
+	}
+	if !k.objStart(s, addr) {
+		a.invalidFree(c.name, addr, "not the start of an object")
+		return
+	}
+	pid := percpu.Pin()
+	if a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+		pc := &k.pcpu[pid]
+		raceAcquire(unsafe.Pointer(pc))
+		if m := pc.main; m != nil && m.n < len(m.objs) && s.node == int(a.memNode[pid].Load()) {
+			if m.n > 0 && m.objs[m.n-1] == addr {
+				raceReleaseMerge(unsafe.Pointer(pc))
+				percpu.Unpin()
+				a.invalidFree(c.name, addr, "double free")
+				return
+			}
+			m.objs[m.n] = addr
+			m.n++
+			statAdd(&pc.stat[FreeFastpath], 1)
+			raceReleaseMerge(unsafe.Pointer(pc))
+			percpu.Unpin()
+			return
+		}
+		raceReleaseMerge(unsafe.Pointer(pc))
+	}
+	percpu.Unpin()
+	k.freeSlow(c.name, s, addr)
+}
+
+// freeSlow: the P's main sheaf is full (or absent), or the object is
+// remote. Kernel: __pcs_replace_full_main() / __slab_free().
+func (k *cache) freeSlow(name string, s *slab, addr uintptr) {
+	a := k.a
+	for {
+		gen := a.flushGen.Load()
+		pid := percpu.Pin()
+		if a.flushing.Load() != 0 {
+			percpu.Unpin()
+			a.waitFlush()
+			continue
+		}
+		if uint(pid) >= uint(len(k.pcpu)) {
+			percpu.Unpin()
+			k.freeToSlab(name, s, addr)
+			return
+		}
+		pc := &k.pcpu[pid]
+		raceAcquire(unsafe.Pointer(pc))
+		if s.node != int(a.memNode[pid].Load()) {
+			statAdd(&pc.stat[FreeRemote], 1)
+			raceReleaseMerge(unsafe.Pointer(pc))
+			percpu.Unpin()
+			k.freeToSlab(name, s, addr)
+			return
+		}
+		statAdd(&pc.stat[FreeSlowpath], 1)
+		if m := pc.main; m != nil && m.n < len(m.objs) {
+			// Refilled by another goroutine on this P meanwhile.
+			m.objs[m.n] = addr
+			m.n++
+			raceReleaseMerge(unsafe.Pointer(pc))
+			percpu.Unpin()
+			return
+		}
+		if sp := pc.spare; sp != nil && sp.n < len(sp.objs) {
+			pc.main, pc.spare = sp, pc.main
+			sp.objs[sp.n] = addr
+			sp.n++
+			raceReleaseMerge(unsafe.Pointer(pc))
+			percpu.Unpin()
+			return
+		}
+		full := pc.main
+		pc.main = nil
+		my := int(a.memNode[pid].Load())
+		raceReleaseMerge(unsafe.Pointer(pc))
+		percpu.Unpin()
+
+		empty := k.getEmptySheaf(my, full)
+		empty.objs[0] = addr
+		empty.n = 1
+		// If a flush ran meanwhile, installSheaf puts addr back in its
+		// slab instead.
+		k.installSheaf(empty, gen, false)
+		return
+	}
+}
+
+// getEmptySheaf trades a full sheaf (may be nil) for an empty one: the full
+// one goes to the barn, or back to the slabs when the barn is full.
+func (k *cache) getEmptySheaf(node int, full *sheaf) *sheaf {
+	a := k.a
+	cn := k.nodes[node].Load()
+	if full != nil {
+		if cn != nil && len(full.objs) == k.sheafCap && cn.barnPutFull(full) {
+			a.statUnpinned(k, BarnPut)
+			full = nil
+		} else {
+			a.statUnpinned(k, BarnPutFail)
+			k.flushSheaf(full)
+			if len(full.objs) == k.sheafCap {
+				return full
+			}
+		}
+	}
+	if cn != nil {
+		if e := cn.barnGetEmpty(); e != nil {
+			return e
+		}
+	}
+	a.statUnpinned(k, SheafAlloc)
+	return k.newSheaf(k.sheafCap)
+}
+
+// freeToSlab puts one object back on its slab under the node's list_lock
+// and frees the slab if it became empty and the node has enough partial
+// slabs. Kernel: __slab_free() / discard_slab().
+func (k *cache) freeToSlab(name string, s *slab, addr uintptr) {
+	cn := k.nodes[s.node].Load()
+	cn.listLock.Lock()
+	if s.inuse == 0 || s.freelist == addr {
+		cn.listLock.Unlock()
+		k.a.invalidFree(name, addr, "double free")
+		return
+	}
+	discard := k.putObjLocked(cn, s, addr)
+	cn.listLock.Unlock()
+	if discard != nil {
+		k.discardSlab(discard)
+	}
+}
+
+// putObjLocked returns addr to s; it returns s if s is now empty and must
+// be discarded. Called with the node's list_lock.
+func (k *cache) putObjLocked(cn *cacheNode, s *slab, addr uintptr) *slab {
+	k.setFree(addr, s.freelist)
+	s.freelist = addr
+	s.inuse--
+	cn.nrFree++
+	if !s.onList {
+		cn.partial.push(s)
+	}
+	if s.inuse == 0 && cn.partial.n > k.minPartial {
+		cn.partial.remove(s)
+		cn.nrSlabs--
+		cn.nrFree -= int64(k.objects)
+		return s
+	}
+	return nil
+}
+
+// flushSheaf returns every object of sh to its slab. Kernel:
+// sheaf_flush_unused().
+func (k *cache) flushSheaf(sh *sheaf) {
+	if sh.n == 0 {
+		return
+	}
+	var discard []*slab
+	var cn *cacheNode
+	for i := 0; i < sh.n; i++ {
+		addr := sh.objs[i]
+		s, _ := k.a.slabOf(addr)
+		if n := k.nodes[s.node].Load(); n != cn {
+			if cn != nil {
+				cn.listLock.Unlock()
+			}
+			cn = n
+			cn.listLock.Lock()
+		}
+		if d := k.putObjLocked(cn, s, addr); d != nil {
+			discard = append(discard, d)
+		}
+	}
+	cn.listLock.Unlock()
+	sh.n = 0
+	for _, s := range discard {
+		k.discardSlab(s)
+	}
+	k.a.statUnpinned(k, SheafFlush)
+}
+
+// flushPcpuLocked empties every P's sheaves. The caller holds the P's
+// (stopPcpu). Kernel: flush_all_cpus_locked() for sheaves.
+func (k *cache) flushPcpuLocked() {
+	for p := range k.pcpu {
+		pc := &k.pcpu[p]
+		raceAcquire(unsafe.Pointer(pc))
+		if pc.main != nil {
+			k.flushSheaf(pc.main)
+		}
+		if pc.spare != nil {
+			k.flushSheaf(pc.spare)
+		}
+		raceReleaseMerge(unsafe.Pointer(pc))
+	}
+}
+
+// flushBarns empties every node's barn of full sheaves.
+// Kernel: barn_shrink().
+func (k *cache) flushBarns() {
+	for n := range k.nodes {
+		cn := k.nodes[n].Load()
+		if cn == nil {
+			continue
+		}
+		cn.barnLock.Lock()
+		full := cn.full
+		cn.full = nil
+		cn.empty = nil
+		cn.barnLock.Unlock()
+		for _, sh := range full {
+			k.flushSheaf(sh)
+		}
+	}
+}
+
+// shrinkNodes frees every empty slab. Kernel: __kmem_cache_do_shrink().
+func (k *cache) shrinkNodes() {
+	for n := range k.nodes {
+		cn := k.nodes[n].Load()
+		if cn == nil {
+			continue
+		}
+		var discard []*slab
+		cn.listLock.Lock()
+		for s := cn.partial.head; s != nil; {
+			next := s.next
+			if s.inuse == 0 {
+				cn.partial.remove(s)
+				cn.nrSlabs--
+				cn.nrFree -= int64(k.objects)
+				discard = append(discard, s)
+			}
+			s = next
+		}
+		cn.listLock.Unlock()
+		for _, s := range discard {
+			k.discardSlab(s)
+		}
+	}
+}
+
+// Barn operations (struct node_barn).
+
+func (cn *cacheNode) barnGetFull(k *cache, empty *sheaf) *sheaf {
+	cn.barnLock.Lock()
+	defer cn.barnLock.Unlock()
+	if len(cn.full) == 0 {
+		return nil
+	}
+	full := cn.full[len(cn.full)-1]
+	cn.full = cn.full[:len(cn.full)-1]
+	if empty != nil && len(empty.objs) == k.sheafCap && len(cn.empty) < maxBarnEmpty {
+		cn.empty = append(cn.empty, empty)
+	}
+	return full
+}
+
+func (cn *cacheNode) barnPutFull(sh *sheaf) bool {
+	cn.barnLock.Lock()
+	defer cn.barnLock.Unlock()
+	if len(cn.full) >= maxBarnFull {
+		return false
+	}
+	cn.full = append(cn.full, sh)
+	return true
+}
+
+func (cn *cacheNode) barnGetEmpty() *sheaf {
+	cn.barnLock.Lock()
+	defer cn.barnLock.Unlock()
+	if len(cn.empty) == 0 {
+		return nil
+	}
+	e := cn.empty[len(cn.empty)-1]
+	cn.empty = cn.empty[:len(cn.empty)-1]
+	return e
+}
+
+func (cn *cacheNode) barnPutEmpty(sh *sheaf) bool {
+	cn.barnLock.Lock()
+	defer cn.barnLock.Unlock()
+	if len(cn.empty) >= maxBarnEmpty {
+		return false
+	}
+	cn.empty = append(cn.empty, sh)
+	return true
+}

@@ -1,0 +1,303 @@
+package slab
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/hotslab/hotslab/internal/percpu"
+	"github.com/hotslab/hotslab/lockdep"
+	"github.com/hotslab/hotslab/mem"
+)
+
+// Errors. Each wraps the errno the kernel would return, so errors.Is works
+// with both the sentinel and the errno.
+var (
+	// ErrInvalid: a bad argument (size, alignment, flags, name, node).
+	ErrInvalid = fmt.Errorf("slab: invalid argument: %w", syscall.EINVAL)
+	// ErrNoMemory: the page allocator could not supply a slab.
+	ErrNoMemory = fmt.Errorf("slab: out of memory: %w", syscall.ENOMEM)
+	// ErrBusy: the cache still has objects and cannot be destroyed.
+	ErrBusy = fmt.Errorf("slab: cache has objects: %w", syscall.EBUSY)
+	// ErrDestroyed: the cache handle was destroyed.
+	ErrDestroyed = fmt.Errorf("slab: cache destroyed: %w", syscall.EINVAL)
+	// ErrExists: a cache of that name exists.
+	ErrExists = fmt.Errorf("slab: cache exists: %w", syscall.EEXIST)
+)
+
+// Lock classes, in lock order (outermost first). slab_mutex is taken
+// inside mem_hotplug_lock by the hotplug notifiers.
+var (
+	slabMutexClass = lockdep.NewClass("slab_mutex")
+	flushClass     = lockdep.NewClass("slab_flush_lock")
+	listLockClass  = lockdep.NewClass("&n->list_lock")
+	barnLockClass  = lockdep.NewClass("&barn->lock")
+)
+
+// InvalidFree describes a free the allocator refused.
+type InvalidFree struct {
+	Cache string  // cache the free was addressed to ("" for kfree)
+	Addr  uintptr // the pointer
+	Fault string  // what is wrong with it
+}
+
+func (f *InvalidFree) Error() string {
+	return fmt.Sprintf("slab: invalid free of %#x to cache %q: %s", f.Addr, f.Cache, f.Fault)
+}
+
+// Options configure an Allocator.
+type Options struct {
+	// OnInvalidFree is called with every refused free (pointer outside
+	// hotslab memory, not a slab page, not an object start, wrong cache,
+	// double free). The default panics with the description; the
+	// allocator's state is intact either way.
+	OnInvalidFree func(*InvalidFree)
+	// Logger receives hotplug and lifecycle messages (default slog.Default).
+	Logger *slog.Logger
+}
+
+// Allocator is a SLUB-style slab allocator over a mem.System: the
+// kernel's slab_caches list, slab_mutex and slab_nodes, and the kmalloc
+// caches.
+type Allocator struct {
+	sys *mem.System
+	log *slog.Logger
+
+	onInvalid func(*InvalidFree)
+
+	// slabMutex protects caches, byName, slabNodes and every cache's
+	// refcount and node array writes. Kernel: slab_mutex.
+	slabMutex lockdep.Mutex
+	caches    []*cache          // underlying caches, creation order
+	byName    map[string]*Cache // every live handle (aliases included)
+	slabNodes []bool            // nodes every cache has a structure for
+	nextID    int
+
+	// Per-P flush protocol: the owner P touches its sheaves only pinned
+	// and after seeing flushing == 0; a flusher holds flushMu, sets
+	// flushing, waits a grace period and then owns every P's sheaves.
+	flushMu  lockdep.Mutex
+	flushing atomic.Int32
+	flushGen atomic.Uint64 // bumped by every flush
+
+	// memNode[p] is the node whose objects P p caches: its own node if
+	// it has memory, else the nearest that has. Written only while
+	// flushing.
+	memNode []atomic.Int32
+
+	kmalloc kmallocCaches
+
+	// test hook: fail per-node structure creation for a node.
+	failNodeInit atomic.Int32 // node+1, 0 = off
+
+	unregister []func()
+	closed     bool
+}
+
+// New returns an allocator over sys with the kmalloc caches created and
+// hotplug notifiers registered. Kernel: kmem_cache_init().
+func New(sys *mem.System, opts *Options) (*Allocator, error) {
+	if sys == nil {
+		return nil, fmt.Errorf("slab: nil memory system: %w", syscall.EINVAL)
+	}
+	a := &Allocator{sys: sys, byName: make(map[string]*Cache)}
+	if opts != nil {
+		a.onInvalid = opts.OnInvalidFree
+		a.log = opts.Logger
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	a.slabMutex.Init(slabMutexClass)
+	a.flushMu.Init(flushClass)
+	a.slabNodes = make([]bool, sys.NumNodes())
+	a.memNode = make([]atomic.Int32, percpu.MaxProcs())
+	a.unregister = append(a.unregister,
+		sys.RegisterNodeNotifier("slab", 1, a.nodeCallback),
+		sys.RegisterMemoryNotifier("slab", 1, a.memoryCallback))
+	// The notifiers are in place: read the node states stably.
+	sys.GetOnlineMems()
+	a.slabMutex.Lock()
+	for n := range a.slabNodes {
+		a.slabNodes[n] = sys.NodeHasMemory(n)
+	}
+	a.computeMemNodes()
+	a.slabMutex.Unlock()
+	sys.PutOnlineMems()
+	if err := a.createKmallocCaches(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close unregisters the allocator from the memory system. Caches must not
+// be used afterwards.
+func (a *Allocator) Close() {
+	a.slabMutex.Lock()
+	if a.closed {
+		a.slabMutex.Unlock()
+		return
+	}
+	a.closed = true
+	a.slabMutex.Unlock()
+	for _, u := range a.unregister {
+		u()
+	}
+}
+
+// System returns the memory system the allocator draws pages from.
+func (a *Allocator) System() *mem.System { return a.sys }
+
+// computeMemNodes fills memNode from slabNodes. Called with slab_mutex
+// held and, after start, while flushing.
+func (a *Allocator) computeMemNodes() {
+	nn := len(a.slabNodes)
+	for p := range a.memNode {
+		home := a.sys.LocalNode(p)
+		best := home
+		for d := 0; d < nn; d++ {
+			if n := (home + d) % nn; a.slabNodes[n] && a.sys.NodeHasMemory(n) {
+				best = n
+				break
+			}
+		}
+		a.memNode[p].Store(int32(best))
+	}
+}
+
+// stopPcpu takes exclusive ownership of every P's sheaves.
+// Kernel: the effect of flush_all_cpus_locked()'s per-CPU work.
+func (a *Allocator) stopPcpu() {
+	a.flushMu.Lock()
+	a.flushing.Store(1)
+	a.flushGen.Add(1)
+	percpu.Synchronize()
+}
+
+func (a *Allocator) startPcpu() {
+	a.flushing.Store(0)
+	a.flushMu.Unlock()
+}
+
+// waitFlush blocks until a flush in progress is over.
+func (a *Allocator) waitFlush() {
+	a.flushMu.Lock()
+	a.flushMu.Unlock() //nolint:staticcheck // a barrier, not a critical section
+}
+
+func (a *Allocator) invalidFree(cache string, addr uintptr, fault string) {
+	f := &InvalidFree{Cache: cache, Addr: addr, Fault: fault}
+	if a.onInvalid != nil {
+		a.onInvalid(f)
+		return
+	}
+	panic(f.Error())
+}
+
+// nodeCallback is the slab allocator's node notifier.
+// Kernel: slab_node_callback() (6.17+).
+func (a *Allocator) nodeCallback(ev mem.NodeEvent, nid int) error {
+	switch ev {
+	case mem.NodeAddingFirstMemory:
+		// Give every cache a structure for the node before it has
+		// memory, and put the node in slab_nodes, all under slab_mutex,
+		// so a cache created concurrently gets one too.
+		a.slabMutex.Lock()
+		defer a.slabMutex.Unlock()
+		if f := a.failNodeInit.Load(); f != 0 && int(f-1) == nid {
+			return fmt.Errorf("slab: node %d structures: %w", nid, syscall.ENOMEM)
+		}
+		for _, k := range a.caches {
+			k.initNode(nid)
+		}
+		a.slabNodes[nid] = true
+	case mem.NodeAddedFirstMemory:
+		a.slabMutex.Lock()
+		a.stopPcpu()
+		a.computeMemNodes()
+		a.startPcpu()
+		a.slabMutex.Unlock()
+	case mem.NodeRemovingLastMemory:
+		// Kernel: slab_mem_going_offline_callback(): flush every CPU
+		// and shrink every cache.
+		a.slabMutex.Lock()
+		a.flushAndShrinkAll()
+		a.slabMutex.Unlock()
+	case mem.NodeRemovedLastMemory:
+		a.slabMutex.Lock()
+		a.stopPcpu()
+		a.computeMemNodes()
+		a.startPcpu()
+		a.slabMutex.Unlock()
+	}
+	return nil
+}
+
+// memoryCallback empties sheaves and frees empty slabs when a block goes
+// offline, so the block's free slab pages leave it; slab pages holding
+// live objects stay and make the offline fail with EBUSY.
+func (a *Allocator) memoryCallback(ev mem.MemoryEvent, arg mem.MemoryNotify) error {
+	if ev == mem.MemGoingOffline {
+		a.slabMutex.Lock()
+		a.flushAndShrinkAll()
+		a.slabMutex.Unlock()
+	}
+	return nil
+}
+
+// flushAndShrinkAll flushes every P's sheaves and every barn of every
+// cache and frees every empty slab. Called with slab_mutex held.
+func (a *Allocator) flushAndShrinkAll() {
+	a.stopPcpu()
+	for _, k := range a.caches {
+		k.flushPcpuLocked()
+	}
+	a.startPcpu()
+	for _, k := range a.caches {
+		k.flushBarns()
+		k.shrinkNodes()
+	}
+}
+
+// Caches returns a snapshot of every cache in creation order, one entry
+// per underlying cache, with its alias names.
+func (a *Allocator) Caches() []CacheInfo {
+	a.slabMutex.Lock()
+	defer a.slabMutex.Unlock()
+	out := make([]CacheInfo, 0, len(a.caches))
+	for _, k := range a.caches {
+		ci := CacheInfo{Name: k.name, UniqueID: k.uniqueID(), Mergeable: k.mergeable(), cache: k}
+		for _, n := range k.names {
+			if n != k.name {
+				ci.Aliases = append(ci.Aliases, n)
+			}
+		}
+		out = append(out, ci)
+	}
+	return out
+}
+
+// CacheInfo describes one underlying cache.
+type CacheInfo struct {
+	Name      string   // first name
+	UniqueID  string   // ":[flags-]%07u", the /sys/kernel/slab directory of a merged cache
+	Aliases   []string // further names sharing the cache
+	Mergeable bool
+	cache     *cache
+}
+
+// Stats returns the cache's statistics.
+func (ci *CacheInfo) Stats() CacheStats { return ci.cache.stats() }
+
+// Lookup returns the live cache handle of that name.
+func (a *Allocator) Lookup(name string) (*Cache, bool) {
+	a.slabMutex.Lock()
+	defer a.slabMutex.Unlock()
+	c, ok := a.byName[name]
+	return c, ok
+}
+
+var errNoNode = errors.New("slab: node has no structure")

@@ -1,0 +1,194 @@
+package slab
+
+import (
+	"fmt"
+	"math/bits"
+	"unsafe"
+
+	"github.com/hotslab/hotslab/mem"
+)
+
+// KmallocMaxCacheSize is the largest kmalloc served by a slab cache;
+// larger requests go straight to the page allocator.
+const KmallocMaxCacheSize = 8192
+
+type kmallocCaches struct {
+	bySize [len(kmallocSizesArr)]*Cache
+	// sizeIndex maps (size-1)/8 for sizes up to 192 to a class, as the
+	// kernel's size_index table.
+	sizeIndex [24]uint8
+}
+
+// kmallocSizesArr are the kernel's kmalloc size classes (including the two
+// non-power-of-two classes 96 and 192).
+var kmallocSizesArr = [...]int{8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192}
+
+func kmallocName(size int) string {
+	if size >= 1024 {
+		return fmt.Sprintf("kmalloc-%dk", size/1024)
+	}
+	return fmt.Sprintf("kmalloc-%d", size)
+}
+
+func (a *Allocator) createKmallocCaches() error {
+	for i, sz := range kmallocSizesArr {
+		c, err := a.NewCache(kmallocName(sz), sz, nil)
+		if err != nil {
+			return err
+		}
+		a.kmalloc.bySize[i] = c
+	}
+	for s := 1; s <= 192; s += 8 {
+		for i, sz := range kmallocSizesArr {
+			if sz >= s+7 {
+				a.kmalloc.sizeIndex[(s-1)/8] = uint8(i)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// kmallocCache returns the kmalloc cache for size (<= 8 KiB).
+// Kernel: kmalloc_slab().
+func (a *Allocator) kmallocCache(size int) *Cache {
+	if size <= 192 {
+		return a.kmalloc.bySize[a.kmalloc.sizeIndex[(size-1)/8]]
+	}
+	// 256 -> index 7, 512 -> 8, ...
+	return a.kmalloc.bySize[bits.Len(uint(size-1))-8+7]
+}
+
+func largeOrder(size int) int {
+	pages := (size + mem.PageSize - 1) >> mem.PageShift
+	return bits.Len(uint(pages - 1))
+}
+
+// Kmalloc allocates size bytes. Sizes up to 8 KiB come from the kmalloc
+// caches; larger ones from the page allocator. Kernel: kmalloc().
+func (a *Allocator) Kmalloc(size int, gfp GFP) (unsafe.Pointer, error) {
+	return a.KmallocNode(size, mem.NumaNoNode, gfp)
+}
+
+// KmallocNode is Kmalloc on a node. Kernel: kmalloc_node().
+func (a *Allocator) KmallocNode(size, node int, gfp GFP) (unsafe.Pointer, error) {
+	if size <= 0 || size > mem.PageSize<<mem.MaxOrder {
+		return nil, fmt.Errorf("%w: kmalloc size %d not in 1..%d", ErrInvalid, size, mem.PageSize<<mem.MaxOrder)
+	}
+	if size <= KmallocMaxCacheSize {
+		c := a.kmallocCache(size)
+		if node == mem.NumaNoNode && gfp == 0 {
+			return c.Alloc()
+		}
+		return c.AllocNode(node, gfp)
+	}
+	if node < mem.NumaNoNode || node >= a.sys.NumNodes() || gfp&^(ThisNode|Zero) != 0 {
+		return nil, fmt.Errorf("%w: kmalloc node %d, gfp %#x", ErrInvalid, node, uint32(gfp))
+	}
+	var mg mem.GFP
+	if gfp&ThisNode != 0 {
+		mg |= mem.GFPThisNode
+	}
+	if gfp&Zero != 0 {
+		mg |= mem.GFPZero
+	}
+	order := largeOrder(size)
+	addr, err := a.sys.AllocPages(node, order, mg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: kmalloc %d bytes: %w", ErrNoMemory, size, err)
+	}
+	a.sys.PageOf(addr).Private = unsafe.Pointer(&largeOwners[order])
+	return ptr(addr), nil
+}
+
+// Kfree frees memory from Kmalloc; nil is ignored. Invalid pointers are
+// refused and reported. Kernel: kfree().
+func (a *Allocator) Kfree(p unsafe.Pointer) {
+	if p == nil {
+		return
+	}
+	addr := uintptr(p)
+	pg := a.sys.PageOf(addr)
+	if pg == nil {
+		a.invalidFree("", addr, "pointer is not in hotslab memory")
+		return
+	}
+	po := (*pageOwner)(pg.Private)
+	switch {
+	case po == nil:
+		a.invalidFree("", addr, "not a slab page or kmalloc allocation")
+	case po.large != 0:
+		if addr&(mem.PageSize-1) != 0 {
+			a.invalidFree("", addr, "not the start of a large kmalloc allocation")
+			return
+		}
+		pg.Private = nil
+		if err := a.sys.FreePages(addr, int(po.large-1)); err != nil {
+			a.invalidFree("", addr, err.Error())
+		}
+	default:
+		s := (*slab)(unsafe.Pointer(po))
+		h := s.cache.kmallocHandle()
+		if h == nil {
+			a.invalidFree("", addr, "object of non-kmalloc cache "+s.cache.name)
+			return
+		}
+		h.Free(p)
+	}
+}
+
+// kmallocHandle returns the kmalloc handle of a kmalloc cache, else nil.
+func (k *cache) kmallocHandle() *Cache {
+	for _, c := range k.a.kmalloc.bySize {
+		if c != nil && c.c == k {
+			return c
+		}
+	}
+	return nil
+}
+
+// Ksize returns the usable size of a Kmalloc or cache object, 0 for an
+// invalid pointer. Kernel: ksize().
+func (a *Allocator) Ksize(p unsafe.Pointer) int {
+	pg := a.sys.PageOf(uintptr(p))
+	if pg == nil || pg.Private == nil {
+		return 0
+	}
+	po := (*pageOwner)(pg.Private)
+	if po.large != 0 {
+		return mem.PageSize << (po.large - 1)
+	}
+	s := (*slab)(unsafe.Pointer(po))
+	if !s.cache.objStart(s, uintptr(p)) {
+		return 0
+	}
+	return s.cache.objectSize
+}
+
+// Krealloc resizes a Kmalloc allocation, moving it when it does not fit;
+// the contents up to the smaller size are kept. Kernel: krealloc().
+func (a *Allocator) Krealloc(p unsafe.Pointer, size int, gfp GFP) (unsafe.Pointer, error) {
+	if p == nil {
+		return a.Kmalloc(size, gfp)
+	}
+	old := a.Ksize(p)
+	if old == 0 {
+		a.invalidFree("", uintptr(p), "krealloc of an invalid pointer")
+		return nil, fmt.Errorf("%w: krealloc of %p", ErrInvalid, p)
+	}
+	if size > 0 && size <= old {
+		return p, nil
+	}
+	q, err := a.Kmalloc(size, gfp)
+	if err != nil {
+		return nil, err
+	}
+	copy(unsafe.Slice((*byte)(q), size), unsafe.Slice((*byte)(p), old))
+	a.Kfree(p)
+	return q, nil
+}
+
+// KmallocCaches returns the kmalloc cache handles, smallest first.
+func (a *Allocator) KmallocCaches() []*Cache {
+	return append([]*Cache(nil), a.kmalloc.bySize[:]...)
+}

@@ -1,0 +1,212 @@
+package slab
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/hotslab/hotslab/internal/percpu"
+	"github.com/hotslab/hotslab/mem"
+)
+
+// Sheaf is a prefilled sheaf: a private array of ready objects that one
+// goroutine allocates from with no pinning, no lock and no atomic, for hot
+// loops and for sections that must not fail. It is not safe for concurrent
+// use. Kernel: struct slab_sheaf as returned by kmem_cache_prefill_sheaf().
+type Sheaf struct {
+	c  *Cache
+	sh *sheaf
+}
+
+// PrefillSheaf returns a sheaf holding at least n objects (1 <= n <=
+// 65536). Objects in it count as allocated until it is returned.
+// Kernel: kmem_cache_prefill_sheaf().
+func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
+	k := c.c
+	if n <= 0 || n > 1<<16 {
+		return nil, fmt.Errorf("%w: cache %q: sheaf size %d", ErrInvalid, c.name, n)
+	}
+	if c.dead.Load() {
+		return nil, fmt.Errorf("%w: %q", ErrDestroyed, c.name)
+	}
+	node := k.a.localNode(0)
+	var sh *sheaf
+	if n <= k.sheafCap {
+		if cn := k.nodes[node].Load(); cn != nil {
+			sh = cn.barnGetFull(k, nil)
+		}
+	}
+	if sh == nil {
+		sh = k.newSheaf(max(n, k.sheafCap))
+		if err := k.refill(sh, node, 0, n); err != nil {
+			k.flushSheaf(sh)
+			return nil, err
+		}
+	}
+	k.a.statUnpinned(k, SheafPrefill)
+	return &Sheaf{c: c, sh: sh}, nil
+}
+
+// Len returns the number of objects in the sheaf.
+func (s *Sheaf) Len() int { return s.sh.n }
+
+// Cap returns how many objects the sheaf can hold.
+func (s *Sheaf) Cap() int { return len(s.sh.objs) }
+
+// Alloc pops an object, or returns nil when the sheaf is empty.
+// Kernel: kmem_cache_alloc_from_sheaf().
+func (s *Sheaf) Alloc() unsafe.Pointer {
+	sh := s.sh
+	if sh.n == 0 {
+		return nil
+	}
+	sh.n--
+	return ptr(sh.objs[sh.n])
+}
+
+// Free pushes an object of the sheaf's cache back into the sheaf, or,
+// when it is full, frees it to the cache. Invalid pointers are refused as
+// by Cache.Free.
+func (s *Sheaf) Free(p unsafe.Pointer) {
+	sh, k := s.sh, s.c.c
+	addr := uintptr(p)
+	if sh.n < len(sh.objs) {
+		sl, why := k.a.slabOf(addr)
+		switch {
+		case sl == nil:
+			k.a.invalidFree(s.c.name, addr, why)
+		case sl.cache != k:
+			k.a.invalidFree(s.c.name, addr, "object belongs to cache "+sl.cache.name)
+		case !k.objStart(sl, addr):
+			k.a.invalidFree(s.c.name, addr, "not the start of an object")
+		case sh.n > 0 && sh.objs[sh.n-1] == addr:
+			k.a.invalidFree(s.c.name, addr, "double free")
+		default:
+			sh.objs[sh.n] = addr
+			sh.n++
+		}
+		return
+	}
+	s.c.Free(p)
+}
+
+// Refill tops the sheaf up to n objects. Kernel: kmem_cache_refill_sheaf().
+func (s *Sheaf) Refill(n int) error {
+	k := s.c.c
+	if n <= 0 || n > 1<<16 {
+		return fmt.Errorf("%w: cache %q: sheaf size %d", ErrInvalid, s.c.name, n)
+	}
+	if n > len(s.sh.objs) {
+		bigger := k.newSheaf(n)
+		bigger.n = copy(bigger.objs, s.sh.objs[:s.sh.n])
+		s.sh = bigger
+	}
+	return k.refill(s.sh, k.a.localNode(0), 0, n)
+}
+
+// Return gives the sheaf and its remaining objects back to the cache; the
+// sheaf must not be used afterwards. Kernel: kmem_cache_return_sheaf().
+func (s *Sheaf) Return() {
+	if s.sh == nil {
+		return
+	}
+	k := s.c.c
+	k.disposeSheaf(s.sh)
+	s.sh = &sheaf{}
+	k.a.statUnpinned(k, SheafReturn)
+}
+
+// AllocBulk fills dst with objects, all or nothing: on failure the objects
+// already taken are freed and the error returned. Kernel:
+// kmem_cache_alloc_bulk().
+func (c *Cache) AllocBulk(dst []unsafe.Pointer) error {
+	k := c.c
+	n := k.bulkFromSheaf(dst)
+	for n < len(dst) {
+		p, err := c.allocSlow(mem.NumaNoNode, 0)
+		if err != nil {
+			c.FreeBulk(dst[:n])
+			clear(dst[:n])
+			return err
+		}
+		dst[n] = p
+		n++
+		n += k.bulkFromSheaf(dst[n:])
+	}
+	return nil
+}
+
+func (k *cache) bulkFromSheaf(dst []unsafe.Pointer) int {
+	n := 0
+	pid := percpu.Pin()
+	if k.a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+		pc := &k.pcpu[pid]
+		raceAcquire(unsafe.Pointer(pc))
+		if m := pc.main; m != nil {
+			n = min(len(dst), m.n)
+			src := m.objs[m.n-n : m.n]
+			for i, o := range src {
+				dst[i] = ptr(o)
+			}
+			m.n -= n
+			statAdd(&pc.stat[AllocBulk], uint64(n))
+		}
+		raceReleaseMerge(unsafe.Pointer(pc))
+	}
+	percpu.Unpin()
+	return n
+}
+
+// FreeBulk frees every object of objs. Kernel: kmem_cache_free_bulk().
+func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
+	k := c.c
+	a := k.a
+	// Validate first, caching the slab of the previous object, and note
+	// whether all objects are of one node.
+	var last *slab
+	var lastEnd uintptr
+	node := -1
+	for _, p := range objs {
+		addr := uintptr(p)
+		s := last
+		if s == nil || addr < s.base || addr >= lastEnd {
+			s, _ = a.slabOf(addr)
+			if s == nil || s.cache != k {
+				node = -2
+				break
+			}
+			last, lastEnd = s, s.base+uintptr(mem.PageSize<<k.order)
+			if node == -1 {
+				node = s.node
+			} else if node != s.node {
+				node = -3
+			}
+		}
+		if !k.objStart(s, addr) {
+			node = -2
+			break
+		}
+	}
+	i := 0
+	if node >= 0 {
+		pid := percpu.Pin()
+		if a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+			pc := &k.pcpu[pid]
+			raceAcquire(unsafe.Pointer(pc))
+			if m := pc.main; m != nil && int(a.memNode[pid].Load()) == node {
+				i = min(len(objs), len(m.objs)-m.n)
+				for j, p := range objs[:i] {
+					m.objs[m.n+j] = uintptr(p)
+				}
+				m.n += i
+				statAdd(&pc.stat[FreeBulk], uint64(i))
+			}
+			raceReleaseMerge(unsafe.Pointer(pc))
+		}
+		percpu.Unpin()
+	}
+	// The rest (or everything, if some pointer is bad: each bad one is
+	// then reported and the good ones freed) one by one.
+	for _, p := range objs[i:] {
+		c.Free(p)
+	}
+}
