@@ -343,19 +343,21 @@ func (c *Cache) Free(p unsafe.Pointer) {
 	if a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 		pc := &k.pcpu[pid]
 		raceAcquire(unsafe.Pointer(pc))
-		if m := pc.main; m != nil && m.n < len(m.objs) && s.node == int(a.memNode[pid].Load()) {
+		if m := pc.main; m != nil && s.node == int(a.memNode[pid].Load()) {
 			if m.n > 0 && m.objs[m.n-1] == addr {
 				raceReleaseMerge(unsafe.Pointer(pc))
 				percpu.Unpin()
 				a.invalidFree(c.name, addr, "double free")
 				return
 			}
-			m.objs[m.n] = addr
-			m.n++
-			statAdd(&pc.stat[FreeFastpath], 1)
-			raceReleaseMerge(unsafe.Pointer(pc))
-			percpu.Unpin()
-			return
+			if m.n < len(m.objs) {
+				m.objs[m.n] = addr
+				m.n++
+				statAdd(&pc.stat[FreeFastpath], 1)
+				raceReleaseMerge(unsafe.Pointer(pc))
+				percpu.Unpin()
+				return
+			}
 		}
 		raceReleaseMerge(unsafe.Pointer(pc))
 	}

@@ -1,0 +1,293 @@
+package slab
+
+import (
+	"errors"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"github.com/hotslab/hotslab/mem"
+)
+
+// Every kind of invalid free is refused, reported and changes nothing.
+func TestInvalidFrees(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("victim", 96, &CacheOptions{Flags: NoMerge})
+	other := e.cache("other", 96, &CacheOptions{Flags: NoMerge})
+	p, _ := c.Alloc()
+	q, _ := other.Alloc()
+	goHeap := new([96]byte)
+	page, err := e.sys.AllocPages(0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c.Stats()
+	cases := []struct {
+		ptr   unsafe.Pointer
+		fault string
+	}{
+		{unsafe.Pointer(goHeap), "not in hotslab memory"},
+		{ptr(page), "not a slab page"},
+		{unsafe.Add(p, 8), "not the start of an object"},
+		{q, "belongs to cache other"},
+	}
+	for _, tc := range cases {
+		c.Free(tc.ptr)
+		bad := e.invalid()
+		if len(bad) != 1 || !strings.Contains(bad[0].Fault, tc.fault) || bad[0].Cache != "victim" {
+			t.Fatalf("free of %p: got %+v, want %q", tc.ptr, bad, tc.fault)
+		}
+	}
+	// Double free caught on the fast path (top of the sheaf): one P, so
+	// both frees see the same sheaf...
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	c.Free(p)
+	c.Free(p)
+	if bad := e.invalid(); len(bad) != 1 || bad[0].Fault != "double free" {
+		t.Fatalf("double free: %+v", bad)
+	}
+	// ...and on the slab after a flush.
+	c.Shrink()
+	r, _ := c.Alloc()
+	s, _ := e.a.slabOf(uintptr(r))
+	c.Free(r)
+	c.Shrink() // r's slab is gone or r is on its freelist
+	if s.inuse == 0 && s.cache.nodes[s.node].Load().nrSlabs > 0 {
+		c.Free(r)
+		if bad := e.invalid(); len(bad) != 1 {
+			t.Fatalf("double free on slab not caught: %+v", bad)
+		}
+	} else {
+		c.Free(r) // slab discarded: the page is no longer a slab page
+		if bad := e.invalid(); len(bad) != 1 {
+			t.Fatalf("free into a discarded slab not caught: %+v", bad)
+		}
+	}
+	e.a.Kfree(unsafe.Pointer(goHeap))
+	if bad := e.invalid(); len(bad) != 1 {
+		t.Fatalf("kfree of a Go pointer: %+v", bad)
+	}
+	other.Free(q)
+	// State intact: no object handed out twice afterwards.
+	seen := map[unsafe.Pointer]bool{}
+	for i := 0; i < 2000; i++ {
+		x, err := c.Alloc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[x] {
+			t.Fatalf("%p handed out twice after invalid frees", x)
+		}
+		seen[x] = true
+	}
+	for x := range seen {
+		c.Free(x)
+	}
+	c.Shrink()
+	if st := c.Stats(); st.Slabs() != 0 {
+		t.Fatalf("%d slabs left (before: %d)", st.Slabs(), before.Slabs())
+	}
+	if err := e.sys.FreePages(page, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDefaultInvalidFreePanics(t *testing.T) {
+	sys, err := mem.New(memCfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	a, err := New(sys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer func() {
+		v := recover()
+		if v == nil || !strings.Contains(v.(string), "invalid free") {
+			t.Fatalf("recovered %v", v)
+		}
+	}()
+	a.Kfree(unsafe.Pointer(new(int64)))
+}
+
+func TestKmalloc(t *testing.T) {
+	e := newEnv(t, memCfg())
+	want := map[int]int{1: 8, 8: 8, 9: 16, 33: 64, 65: 96, 96: 96, 97: 128, 129: 192, 193: 256, 1000: 1024, 4097: 8192, 8192: 8192}
+	for size, class := range want {
+		p, err := e.a.Kmalloc(size, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.a.Ksize(p); got != class {
+			t.Fatalf("kmalloc(%d): ksize %d, want %d", size, got, class)
+		}
+		e.a.Kfree(p)
+	}
+	names := []string{}
+	for _, c := range e.a.KmallocCaches() {
+		names = append(names, c.Name())
+	}
+	if got := strings.Join(names, " "); got != "kmalloc-8 kmalloc-16 kmalloc-32 kmalloc-64 kmalloc-96 kmalloc-128 kmalloc-192 kmalloc-256 kmalloc-512 kmalloc-1k kmalloc-2k kmalloc-4k kmalloc-8k" {
+		t.Fatalf("kmalloc caches: %s", got)
+	}
+	// Large: straight from the page allocator.
+	big, err := e.a.Kmalloc(10000, Zero)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.a.Ksize(big); got != 16384 {
+		t.Fatalf("large ksize %d", got)
+	}
+	check(t, big, 10000, 0)
+	e.a.Kfree(unsafe.Add(big, 8))
+	if bad := e.invalid(); len(bad) != 1 {
+		t.Fatalf("kfree inside a large allocation: %+v", bad)
+	}
+	e.a.Kfree(big)
+	// krealloc keeps the contents.
+	p, _ := e.a.Kmalloc(40, 0)
+	fill(p, 40, 0x5a)
+	q, err := e.a.Krealloc(p, 60, 0)
+	if err != nil || q != p {
+		t.Fatalf("krealloc within the class moved: %v", err)
+	}
+	q, err = e.a.Krealloc(q, 3000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, q, 40, 0x5a)
+	e.a.Kfree(q)
+	for _, bad := range []int{0, -1, mem.PageSize<<mem.MaxOrder + 1} {
+		if _, err := e.a.Kmalloc(bad, 0); !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("kmalloc(%d): %v", bad, err)
+		}
+	}
+	if _, err := e.a.KmallocNode(64, 7, 0); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("bad node: %v", err)
+	}
+	e.a.Kfree(nil)
+	if len(e.invalid()) != 0 {
+		t.Fatal("spurious invalid free")
+	}
+}
+
+type point struct {
+	X, Y, Z int64
+	Tag     [8]byte
+}
+
+func TestTyped(t *testing.T) {
+	e := newEnv(t, memCfg())
+	tc, err := NewTyped[point](e.a, "points", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tc.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *v != (point{}) {
+		t.Fatal("New not zeroed")
+	}
+	v.X, v.Tag[3] = 42, 'x'
+	tc.Free(v)
+	type withPtr struct {
+		A int
+		B *int
+	}
+	type withSlice struct{ S [2]struct{ B []byte } }
+	for name, f := range map[string]func() error{
+		"withPtr":   func() error { _, err := NewTyped[withPtr](e.a, "p1", nil); return err },
+		"withSlice": func() error { _, err := NewTyped[withSlice](e.a, "p2", nil); return err },
+		"string":    func() error { _, err := NewTyped[string](e.a, "p3", nil); return err },
+		"iface":     func() error { _, err := NewTyped[any](e.a, "p4", nil); return err },
+		"map":       func() error { _, err := NewTyped[map[int]int](e.a, "p5", nil); return err },
+	} {
+		err := f()
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "Go pointer") {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if _, ok := e.a.Lookup("p1"); ok {
+		t.Fatal("refused typed cache was created")
+	}
+	b, err := tc.Cache().AllocBytes()
+	if err != nil || len(b) != int(unsafe.Sizeof(point{})) {
+		t.Fatalf("bytes view: %d %v", len(b), err)
+	}
+	tc.Cache().FreeBytes(b)
+}
+
+func TestPrefilledSheaf(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("sheafy", 64, &CacheOptions{Flags: NoMerge})
+	sh, err := c.PrefillSheaf(300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh.Len() < 300 {
+		t.Fatalf("prefilled %d", sh.Len())
+	}
+	seen := map[unsafe.Pointer]bool{}
+	n := sh.Len()
+	for i := 0; i < n; i++ {
+		p := sh.Alloc()
+		if p == nil || seen[p] {
+			t.Fatalf("object %d: %p", i, p)
+		}
+		seen[p] = true
+	}
+	if sh.Alloc() != nil {
+		t.Fatal("empty sheaf returned an object")
+	}
+	for p := range seen {
+		sh.Free(p)
+	}
+	if err := sh.Refill(400); err != nil || sh.Len() != 400 {
+		t.Fatalf("refill: %d %v", sh.Len(), err)
+	}
+	sh.Return()
+	c.Shrink()
+	if st := c.Stats(); st.Slabs() != 0 {
+		t.Fatalf("%d slabs after return+shrink", st.Slabs())
+	}
+	if _, err := c.PrefillSheaf(0); !errors.Is(err, ErrInvalid) {
+		t.Fatal("prefill 0 accepted")
+	}
+}
+
+func TestBulk(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("bulky", 64, &CacheOptions{Flags: NoMerge})
+	objs := make([]unsafe.Pointer, 1000)
+	if err := c.AllocBulk(objs); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[unsafe.Pointer]bool{}
+	for _, p := range objs {
+		if p == nil || seen[p] {
+			t.Fatalf("bulk gave %p twice or nil", p)
+		}
+		seen[p] = true
+	}
+	c.FreeBulk(objs)
+	// A bad pointer in a bulk free is reported; the good ones are freed.
+	if err := c.AllocBulk(objs[:10]); err != nil {
+		t.Fatal(err)
+	}
+	saved := objs[5]
+	objs[5] = unsafe.Pointer(new(int64))
+	c.FreeBulk(objs[:10])
+	if bad := e.invalid(); len(bad) != 1 {
+		t.Fatalf("bulk bad pointer: %+v", bad)
+	}
+	c.Free(saved)
+	c.Shrink()
+	if st := c.Stats(); st.ActiveObjects() != 0 || st.Slabs() != 0 {
+		t.Fatalf("active %d slabs %d", st.ActiveObjects(), st.Slabs())
+	}
+}
