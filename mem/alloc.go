@@ -156,7 +156,11 @@ func (s *System) FreePages(addr uintptr, order int) error {
 		if pid < len(s.pcp) && z != nil && !pg.blk.isolated.Load() {
 			pp := &s.pcp[pid]
 			l := &pp.lists[z.idx]
-			if c := pload(&l.count); pp.stolen.Load() == 0 && c < pcpHigh {
+			if pp.stolen.Load() != 0 {
+				percpu.Unpin()
+				return s.freeSlow(pg, addr, order)
+			}
+			if c := pload(&l.count); c < pcpHigh {
 				if !pg.state.CompareAndSwap(st, mkState(pgPcp, 0, 0)) {
 					percpu.Unpin()
 					return errnoErr(syscall.EINVAL, "free of %#x: concurrent free", addr)

@@ -311,7 +311,11 @@ type BlockInfo struct {
 // references to new, sets new's Page.Private if it uses it, and returns
 // nil. mem then frees old and transfers the Migrator to new. On error mem
 // frees new and retries later (Offline keeps trying until its context is
-// cancelled). MigratePage is called with device_hotplug_lock and
+// cancelled). MigratePage can race with the owner's own FreePages of old
+// (mem read the Migrator before the owner freed the page): the owner must
+// serialise the two and return an error if it no longer owns old; mem then
+// sees old free (it cannot be reallocated meanwhile: its block is
+// isolated). MigratePage is called with device_hotplug_lock and
 // mem_hotplug_lock held but no zone lock; it may allocate and free pages.
 // Kernel: the migrate_page/move_to callbacks of movable_operations.
 type Migrator interface {
