@@ -2,6 +2,7 @@ package slab
 
 import (
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hotslab/hotslab/internal/percpu"
@@ -88,16 +89,10 @@ func (a *Allocator) localNode(pid int) int {
 	return mem.NumaNoNode
 }
 
-// statUnpinned counts an event from code that runs unpinned.
+// statUnpinned counts an event from code that runs unpinned (slow paths):
+// an atomic add on a per-cache counter, exact whatever the P.
 func (a *Allocator) statUnpinned(k *cache, s Stat) {
-	pid := percpu.Pin()
-	if a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
-		pc := &k.pcpu[pid]
-		raceAcquire(unsafe.Pointer(pc))
-		statAdd(&pc.stat[s], 1)
-		raceReleaseMerge(unsafe.Pointer(pc))
-	}
-	percpu.Unpin()
+	atomic.AddUint64(&k.slowStat[s], 1)
 }
 
 // allocSlow: the P's main and spare sheaves are empty. Swap them, or trade
@@ -140,6 +135,14 @@ func (c *Cache) allocSlow(node int, gfp GFP) (unsafe.Pointer, error) {
 			pc.main, pc.spare = sp, pc.main
 			sp.n--
 			obj := sp.objs[sp.n]
+			raceReleaseMerge(unsafe.Pointer(pc))
+			percpu.Unpin()
+			return ptr(obj), nil
+		}
+		if m := pc.main; m != nil && m.n > 0 {
+			// Refilled by a free on this P since the fast path looked.
+			m.n--
+			obj := m.objs[m.n]
 			raceReleaseMerge(unsafe.Pointer(pc))
 			percpu.Unpin()
 			return ptr(obj), nil

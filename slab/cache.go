@@ -90,8 +90,9 @@ type cache struct {
 	random     uintptr // freelist pointer hardening
 	fpOffset   uintptr // where the free pointer lives in a free object
 
-	pcpu  []pcpuSheaves
-	nodes []atomic.Pointer[cacheNode] // never freed once set
+	pcpu     []pcpuSheaves
+	slowStat [NumStats]uint64            // slow-path events, atomic
+	nodes    []atomic.Pointer[cacheNode] // never freed once set
 }
 
 // pcpuSheaves is one P's part of a cache (the kernel's slub_percpu_sheaves).
@@ -351,8 +352,9 @@ func (k *cache) stats() CacheStats {
 	k.a.slabMutex.Lock()
 	s.Aliases = len(k.names) - 1
 	k.a.slabMutex.Unlock()
-	for p := range k.pcpu {
-		for i := range s.Counters {
+	for i := range s.Counters {
+		s.Counters[i] = atomic.LoadUint64(&k.slowStat[i])
+		for p := range k.pcpu {
 			s.Counters[i] += statLoad(&k.pcpu[p].stat[i])
 		}
 	}
