@@ -13,7 +13,8 @@
 //   -b  run only this benchmark (pair64, pair64-parallel, bulk64, cross64,
 //       handoff); with -b, n is used as is for every benchmark
 //
-// Benchmarks (each run reps times after a warm-up; the median is printed):
+// Benchmarks (each in its own child process, run reps times after a
+// warm-up; the median is printed):
 //   pair64           one thread: p = malloc(64); write p[0]; free(p)
 //   pair64-parallel  the same on T threads at once; ns/op = wall / total
 //                    pairs (like Go's b.RunParallel)
@@ -36,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #if defined(USE_JEMALLOC)
@@ -349,11 +351,30 @@ int main(int argc, char **argv) {
 		fprintf(stderr, "malloc_bench: unknown benchmark %s\n", only);
 		return 1;
 	}
-	report("pair64", PAIR, n, threads, reps);
-	snprintf(name, sizeof name, "pair64-parallel threads=%d", threads);
-	report(name, PARALLEL, n, threads, reps);
-	report("bulk64", BULK64, n, threads, reps);
-	report("cross64", CROSS, n / 4, threads, reps);
-	report("handoff", HANDOFF, n / 4, threads, reps);
+	// Run each benchmark in a fresh child process: allocator state left
+	// behind by one benchmark (e.g. glibc bins after the threaded ones)
+	// otherwise changes the next one's result.
+	fflush(stdout);
+	for (int w = PAIR; w <= HANDOFF; w++) {
+		long wn = (w == CROSS || w == HANDOFF) ? n / 4 : n;
+		if (w == PARALLEL)
+			snprintf(name, sizeof name, "%s threads=%d", names[w], threads);
+		else
+			snprintf(name, sizeof name, "%s", names[w]);
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) {
+			report(name, w, wn > 0 ? wn : 1, threads, reps);
+			_exit(0);
+		}
+		int status;
+		if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "malloc_bench: %s failed\n", name);
+			return 1;
+		}
+	}
 	return 0;
 }
