@@ -37,7 +37,7 @@ func (s *System) AllocPages(node int, order int, gfp GFP) (uintptr, error) {
 					pg := s.PageOf(addr)
 					if !pg.blk.isolated.Load() {
 						pstore(&l.count, c-1)
-						pg.state.Store(mkState(pgAlloc, 0, gfp&GFPMovable))
+						setStateFast(pg, mkState(pgAlloc, 0, gfp&GFPMovable))
 						pstore(&pp.allocs, pload(&pp.allocs)+1)
 						percpu.Unpin()
 						if gfp&GFPZero != 0 {
@@ -124,7 +124,7 @@ func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
 			continue
 		}
 		a := buf[0]
-		s.PageOf(a).state.Store(st)
+		s.PageOf(a).storeState(st)
 		if left := s.pcpPush(z, buf[1:n]); left > 0 {
 			s.freeBatch(z, buf[1:1+left])
 		}
@@ -146,7 +146,7 @@ func (s *System) FreePages(addr uintptr, order int) error {
 	if pg == nil || addr&(PageSize-1) != 0 || order < 0 || order > MaxOrder {
 		return errnoErr(syscall.EINVAL, "free of %#x order %d: not an allocation", addr, order)
 	}
-	st := pg.state.Load()
+	st := pg.loadState()
 	if stKind(st) != pgAlloc || stOrder(st) != order {
 		return errnoErr(syscall.EINVAL, "free of %#x order %d: not an allocation of that order", addr, order)
 	}
@@ -161,7 +161,7 @@ func (s *System) FreePages(addr uintptr, order int) error {
 				return s.freeSlow(pg, addr, order)
 			}
 			if c := pload(&l.count); c < pcpHigh {
-				if !pg.state.CompareAndSwap(st, mkState(pgPcp, 0, 0)) {
+				if !claimFast(pg, st, mkState(pgPcp, 0, 0)) {
 					percpu.Unpin()
 					return errnoErr(syscall.EINVAL, "free of %#x: concurrent free", addr)
 				}
@@ -188,11 +188,11 @@ func (s *System) freeSlow(pg *Page, addr uintptr, order int) error {
 	}
 	// Own the head first, so that a concurrent double free fails.
 	for {
-		st := pg.state.Load()
+		st := pg.loadState()
 		if stKind(st) != pgAlloc || stOrder(st) != order {
 			return errnoErr(syscall.EINVAL, "free of %#x order %d: not an allocation of that order", addr, order)
 		}
-		if pg.state.CompareAndSwap(st, mkState(pgPcp, 0, 0)) {
+		if pg.casState(st, mkState(pgPcp, 0, 0)) {
 			break
 		}
 	}

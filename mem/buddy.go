@@ -57,10 +57,10 @@ func (s *System) rmqueue(z *zone, order int, st uint32) *Page {
 		for o > order { // expand: give back the upper halves
 			o--
 			h := &b.pages[i+1<<o]
-			h.state.Store(mkState(pgBuddy, o, 0))
+			h.storeState(mkState(pgBuddy, o, 0))
 			z.push(h, o)
 		}
-		p.state.Store(st)
+		p.storeState(st)
 		n := int64(1) << order
 		b.nrFree.Add(-n)
 		z.nrFree.Add(-n)
@@ -78,24 +78,24 @@ func (s *System) freeOne(z *zone, p *Page, order int) {
 	b := p.blk
 	iso := b.isolated.Load()
 	i := b.pageIndex(p)
-	p.state.Store(pgNone)
+	p.storeState(pgNone)
 	n := int64(1) << order
 	for o := order; o < s.blockOrder; o++ {
 		bi := i ^ (1 << o)
 		bp := &b.pages[bi]
-		if bp.state.Load() != mkState(pgBuddy, o, 0) {
+		if bp.loadState() != mkState(pgBuddy, o, 0) {
 			break
 		}
 		if !iso {
 			z.unlink(bp, o)
 			z.nrFree.Add(-int64(1) << o)
 		}
-		bp.state.Store(pgNone)
+		bp.storeState(pgNone)
 		i &= bi
 		order = o + 1
 	}
 	h := &b.pages[i]
-	h.state.Store(mkState(pgBuddy, order, 0))
+	h.storeState(mkState(pgBuddy, order, 0))
 	b.nrFree.Add(n)
 	if !iso {
 		z.push(h, order)
@@ -111,7 +111,7 @@ func (s *System) isolate(z *zone, b *block) {
 	}
 	b.isolated.Store(true)
 	for i := 0; i < len(b.pages); {
-		st := b.pages[i].state.Load()
+		st := b.pages[i].loadState()
 		switch stKind(st) {
 		case pgBuddy:
 			z.unlink(&b.pages[i], stOrder(st))
@@ -132,7 +132,7 @@ func (s *System) unisolate(z *zone, b *block) {
 		return
 	}
 	for i := 0; i < len(b.pages); {
-		st := b.pages[i].state.Load()
+		st := b.pages[i].loadState()
 		switch stKind(st) {
 		case pgBuddy:
 			z.push(&b.pages[i], stOrder(st))

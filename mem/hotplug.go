@@ -226,7 +226,7 @@ func (s *System) onlineLocked(b *block, kind OnlineKind) error {
 	z.lock.Lock()
 	b.zone.Store(z)
 	for i := 0; i < s.pagesPerBlock; i += 1 << s.blockOrder {
-		b.pages[i].state.Store(mkState(pgBuddy, s.blockOrder, 0))
+		b.pages[i].storeState(mkState(pgBuddy, s.blockOrder, 0))
 	}
 	b.nrFree.Store(int64(s.pagesPerBlock))
 	z.managed.Add(int64(s.pagesPerBlock))
@@ -369,7 +369,7 @@ func (s *System) offlineLocked(ctx context.Context, b *block) error {
 	// Every page is free and isolated: take them out of the zone.
 	z.lock.Lock()
 	for i := range b.pages {
-		b.pages[i].state.Store(pgNone)
+		b.pages[i].storeState(pgNone)
 	}
 	b.nrFree.Store(0)
 	z.managed.Add(-int64(s.pagesPerBlock))
@@ -411,7 +411,7 @@ func (s *System) evacuate(ctx context.Context, b *block) error {
 		progress := false
 		for i := 0; i < len(b.pages); {
 			pg := &b.pages[i]
-			st := pg.state.Load()
+			st := pg.loadState()
 			switch stKind(st) {
 			case pgBuddy:
 				i += 1 << stOrder(st)
@@ -470,7 +470,7 @@ func (s *System) migrate(b *block, pg *Page, st uint32, box *migBox) error {
 		return err
 	}
 	// The owner now uses newAddr; free old (unless it was freed already).
-	if pg.state.CompareAndSwap(st, mkState(pgPcp, 0, 0)) {
+	if pg.casState(st, mkState(pgPcp, 0, 0)) {
 		pg.Private = nil
 		pg.mig.Store(nil)
 		s.freeToBuddy(pg, order)
@@ -509,7 +509,7 @@ func (s *System) info(b *block) BlockInfo {
 		bi.ValidZones = []Zone{z.kind}
 		used := 0
 		for i := 0; i < len(b.pages); {
-			st := b.pages[i].state.Load()
+			st := b.pages[i].loadState()
 			switch stKind(st) {
 			case pgAlloc:
 				used += 1 << stOrder(st)

@@ -14,7 +14,9 @@ type Page struct {
 	// state packs kind (bits 0-3), order (4-7) and the allocation's GFP
 	// flags (8-15). Only the head page of a free buddy chunk or of an
 	// allocation has a non-zero state; every other page reads pgNone.
-	state atomic.Uint32
+	// Accessed with sync/atomic, except that the per-P fast paths use
+	// plain accesses outside race builds (see stateFast).
+	state uint32
 	_     uint32
 	// next, prev link a free head on its zone's free list (zone lock).
 	next, prev *Page
@@ -26,6 +28,10 @@ type Page struct {
 }
 
 type migBox struct{ m Migrator }
+
+func (p *Page) loadState() uint32           { return atomic.LoadUint32(&p.state) }
+func (p *Page) storeState(v uint32)         { atomic.StoreUint32(&p.state, v) }
+func (p *Page) casState(old, v uint32) bool { return atomic.CompareAndSwapUint32(&p.state, old, v) }
 
 const (
 	pgNone  = 0 // tail of a chunk, or not in any allocator (offline)
@@ -48,7 +54,7 @@ func stGFP(st uint32) GFP     { return GFP(st >> gfpShift) }
 // Order returns the order of the allocation p heads, or -1 if p is not
 // the head page of an allocation.
 func (p *Page) Order() int {
-	st := p.state.Load()
+	st := p.loadState()
 	if stKind(st) != pgAlloc {
 		return -1
 	}
@@ -56,12 +62,12 @@ func (p *Page) Order() int {
 }
 
 // Allocated reports whether p is the head page of an allocation.
-func (p *Page) Allocated() bool { return stKind(p.state.Load()) == pgAlloc }
+func (p *Page) Allocated() bool { return stKind(p.loadState()) == pgAlloc }
 
 // Flags returns the GFP flags p was allocated with (0 if p is not an
 // allocation's head).
 func (p *Page) Flags() GFP {
-	st := p.state.Load()
+	st := p.loadState()
 	if stKind(st) != pgAlloc {
 		return 0
 	}

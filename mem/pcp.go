@@ -54,7 +54,7 @@ func (s *System) pcpPop(z *zone, gfp GFP) uintptr {
 		pstore(&l.count, c-1)
 		pg := s.PageOf(addr)
 		if !pg.blk.isolated.Load() {
-			pg.state.Store(mkState(pgAlloc, 0, gfp))
+			pg.storeState(mkState(pgAlloc, 0, gfp))
 			percpu.Unpin()
 			return addr
 		}

@@ -10,3 +10,6 @@ import "sync/atomic"
 
 func pload(p *uintptr) uintptr     { return atomic.LoadUintptr(p) }
 func pstore(p *uintptr, v uintptr) { atomic.StoreUintptr(p, v) }
+
+func setStateFast(p *Page, v uint32)        { p.storeState(v) }
+func claimFast(p *Page, old, v uint32) bool { return p.casState(old, v) }

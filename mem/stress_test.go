@@ -206,7 +206,7 @@ func TestStressHotplug(t *testing.T) {
 		if b := pg.mig.Load(); b != nil {
 			sa, st = b.m.(*stressSlot).addr, b.m.(*stressSlot).tag
 		}
-		t.Errorf("page %#x still owned (tag %x); block %d state %x slot addr %#x tag %x", k, v, pg.blk.index, pg.state.Load(), sa, st)
+		t.Errorf("page %#x still owned (tag %x); block %d state %x slot addr %#x tag %x", k, v, pg.blk.index, pg.loadState(), sa, st)
 		return true
 	})
 	checkFree(t, s)
