@@ -224,7 +224,11 @@ func (s *System) reserve(cfg Config) error {
 			return fmt.Errorf("mem: ftruncate backing to %d: %w", s.size, err)
 		}
 	}
-	p, err := unix.MmapPtr(-1, 0, nil, s.size, unix.PROT_NONE,
+	// Reserve one block more than needed and trim, so that Base is
+	// block-aligned: then every buddy chunk is aligned to its size in
+	// virtual addresses too, as in the kernel's direct map.
+	bs := uintptr(s.blockSize)
+	p, err := unix.MmapPtr(-1, 0, nil, s.size+bs, unix.PROT_NONE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		if s.fd >= 0 {
@@ -232,8 +236,15 @@ func (s *System) reserve(cfg Config) error {
 		}
 		return fmt.Errorf("mem: reserve %d bytes: %w", s.size, err)
 	}
-	s.basePtr = p
-	s.base = uintptr(p)
+	head := (bs - uintptr(p)%bs) % bs
+	if head > 0 {
+		_ = unix.MunmapPtr(p, head)
+	}
+	if tail := bs - head; tail > 0 {
+		_ = unix.MunmapPtr(unsafe.Add(p, head+s.size), tail)
+	}
+	s.basePtr = unsafe.Add(p, head)
+	s.base = uintptr(s.basePtr)
 	return nil
 }
 
@@ -339,7 +350,9 @@ func (s *System) BlockSize() int64 { return s.blockSize }
 // MaxBlocks returns the number of blocks the reserved range can hold.
 func (s *System) MaxBlocks() int { return s.maxBlocks }
 
-// Base returns the start of the reserved range: "physical" address 0.
+// Base returns the start of the reserved range: "physical" address 0. It
+// is aligned to BlockSize, so an allocation of order o is aligned to
+// PageSize<<o.
 func (s *System) Base() uintptr { return s.base }
 
 // LocalNode returns the node of P id pid (pid % NumNodes()).

@@ -1,0 +1,109 @@
+// Package mem is the memory everything in hotslab lives in, organised and
+// hot-plugged like a machine's: NUMA nodes, memory blocks, zones, a buddy
+// page allocator with per-P page lists, and the kernel's memory-hotplug
+// operations and notifier chains (mm/memory_hotplug.c, mm/page_alloc.c,
+// drivers/base/memory.c).
+//
+// # What it owns
+//
+//   - One reserved PROT_NONE, MAP_NORESERVE virtual range ("physical"
+//     address space), MaxBlocks*BlockSize bytes. Block i lives at
+//     Base()+i*BlockSize: it is mapped there with MAP_FIXED (PROT_NONE) on
+//     hot-add, made read-write on online, discarded (MADV_DONTNEED, and a
+//     punched hole for memfd/file backing) and made PROT_NONE again on
+//     offline, and put back into the reservation on remove. So address →
+//     block → Page is arithmetic (PageOf: one atomic load).
+//   - Blocks (struct memory_block + the struct pages of its range): node,
+//     state (offline, going-offline, online), zone, isolation flag.
+//   - Per node and zone (Normal, Movable) a buddy allocator of 4 KiB
+//     pages, orders 0..MaxOrder, never merging across blocks.
+//   - Per P and per (node, zone) a stack of free order-0 pages.
+//   - The memory and node notifier chains, the node masks N_MEMORY and
+//     N_NORMAL_MEMORY, and the auto-online policy.
+//
+// # Locks, outermost first
+//
+//	device_hotplug_lock    (lockdep.Mutex)  every Add/Probe/Online/Offline/Remove
+//	mem_block_device_lock  (lockdep.Mutex, one per block) Online/Offline/Remove of that block
+//	mem_hotplug_lock       (lockdep.PerPRWSem) write: the operations; read: GetOnlineMems
+//	memory_chain.rwsem / node_chain.rwsem (lockdep.RWMutex) read while calling, write to (un)register
+//	  … callers' locks taken in callbacks (slab_mutex → list_lock) …
+//	pcp_drain_mutex        (lockdep.Mutex)  one drainer of the per-P lists at a time
+//	zone_lock              (lockdep.Mutex, one per zone) a leaf: free lists, page states
+//
+// The zone lock is a leaf: nothing is taken under it, and no two zone
+// locks nest, so AllocPages/FreePages may be called under any lock above
+// (from notifier callbacks, under slab_mutex). AddMemory and Probe drop
+// mem_hotplug_lock before auto-onlining (which takes the block lock and
+// mem_hotplug_lock again), as the kernel's add_memory does. The hot path —
+// AllocPages, FreePages, PageOf, PageNode, BlockOf — never takes
+// mem_hotplug_lock or device_hotplug_lock. Migrator.MigratePage runs with
+// device_hotplug_lock, the block lock and mem_hotplug_lock held, never a
+// zone lock.
+//
+// # Per-P page lists
+//
+// A P's list is touched only by a goroutine pinned to that P
+// (percpu.Pin), and only after it has read its P's stolen word as zero in
+// the same pinned section: the order-0 alloc+free pair is two pins, a few
+// plain loads and stores, no lock and no atomic read-modify-write.
+// Refill and spill move pcpBatch pages to or from the zone's buddy
+// allocator unpinned, under the zone lock.
+//
+// To drain every P (offline; DrainPages) the drainer sets stolen on each
+// P, then waits for a grace period (percpu.Synchronize, a stop-the-world):
+// every pinned section that may have missed the flag has then ended, so
+// the drainer owns all lists; it empties them, clears the flags and frees
+// the pages under the zone locks. A P that sees stolen takes the buddy
+// allocator directly meanwhile. Under the race detector the list words are
+// accessed with sync/atomic (the detector does not see the grace period);
+// TestStressHotplug runs this under -race.
+//
+// # Isolation
+//
+// Offline sets the block isolated under its zone lock and takes its free
+// chunks off the free lists; a free into an isolated block merges there
+// but stays off the lists ("free and isolated"). The per-P fast paths
+// check the block's isolated flag inside their pinned section (a popped
+// page of an isolated block goes back to the buddy allocator; a page of an
+// isolated block is never pushed), so after isolate + drain no page of the
+// block is or can be on a per-P list. Offline then loops until all the
+// block's pages are in the buddy allocator: allocations with a Migrator
+// are migrated, GFPMovable ones are waited for, any other allocated page
+// fails the offline with EBUSY — after MEM_GOING_OFFLINE, so that a
+// callback (slab) may free its pages first.
+//
+// # Invariants
+//
+//   - A page is in exactly one of: a zone free list (head of a free chunk
+//     of a non-isolated block), a free chunk of an isolated block, one
+//     P's list (order 0), an allocation. Only heads have a non-zero state
+//     (kind, order, GFPMovable); tails read pgNone.
+//   - For every zone, at rest (lists drained, no allocation live):
+//     free == managed == pages of its online blocks (checked by the
+//     tests).
+//   - An offline block has no page in any allocator, no zone, and is
+//     isolated; its memory is PROT_NONE and not resident.
+//   - Node masks change only under mem_hotplug_lock (write), so they are
+//     stable under GetOnlineMems.
+//   - Errors wrap a syscall.Errno: EINVAL (bad id, size, zone, order,
+//     transition — and nothing changes), EBUSY, EEXIST, ENOMEM, EINTR, or
+//     the errno a notifier returned (EPERM if it returned none).
+//
+// # Notifier protocol
+//
+// Online: NODE_ADDING_FIRST_MEMORY (first memory of the node) →
+// MEM_GOING_ONLINE → pages to the buddy allocator (isolated) → node masks
+// → un-isolate → NODE_ADDED_FIRST_MEMORY → MEM_ONLINE; a failing GOING
+// event sends MEM_CANCEL_ONLINE and NODE_CANCEL_ADDING_FIRST_MEMORY to
+// every subscriber. Offline: drain → isolate → drain → (last memory)
+// NODE_REMOVING_LAST_MEMORY → MEM_GOING_OFFLINE → migrate/retry loop →
+// pages out of the zone, memory back to the OS → node masks →
+// NODE_REMOVED_LAST_MEMORY → MEM_OFFLINE; on failure un-isolate,
+// MEM_CANCEL_OFFLINE and NODE_CANCEL_REMOVING_LAST_MEMORY to every
+// subscriber. Higher priority runs first.
+//
+// Scenario tests in ../testdata/mem (cockroachdb/datadriven) show each
+// protocol step; run `go test ./mem -run DataDriven -rewrite` after an
+// intended change.
+package mem
