@@ -24,6 +24,7 @@ const (
 type sheaf struct {
 	n    int
 	objs []uintptr // len == capacity
+	_    [cacheLine - 32]byte // sheaves of different Ps never share a line
 }
 
 func (k *cache) newSheaf(capacity int) *sheaf {
@@ -329,17 +330,14 @@ func (c *Cache) Free(p unsafe.Pointer) {
 	k := c.c
 	a := k.a
 	addr := uintptr(p)
-	s, why := a.slabOf(addr)
-	if s == nil {
-		a.invalidFree(c.name, addr, why)
+	pg := a.sys.PageOf(addr)
+	if pg == nil {
+		c.badFree(addr)
 		return
 	}
-	if s.cache != k {
-		a.invalidFree(c.name, addr, "object belongs to cache "+s.cache.name)
-		return
-	}
-	if !k.objStart(s, addr) {
-		a.invalidFree(c.name, addr, "not the start of an object")
+	s := (*slab)(pg.Private)
+	if s == nil || s.cache != k || !k.objStart(s, addr) {
+		c.badFree(addr)
 		return
 	}
 	pid := percpu.Pin()
@@ -366,6 +364,20 @@ func (c *Cache) Free(p unsafe.Pointer) {
 	}
 	percpu.Unpin()
 	k.freeSlow(c.name, s, addr)
+}
+
+// badFree reports why addr cannot be freed to c.
+func (c *Cache) badFree(addr uintptr) {
+	a := c.c.a
+	s, why := a.slabOf(addr)
+	switch {
+	case s == nil:
+	case s.cache != c.c:
+		why = "object belongs to cache " + s.cache.name
+	default:
+		why = "not the start of an object"
+	}
+	a.invalidFree(c.name, addr, why)
 }
 
 // freeSlow: the P's main sheaf is full (or absent), or the object is

@@ -85,6 +85,8 @@ type cache struct {
 	order      int
 	objects    int // per slab
 	recip      uint64
+	sizeMask   uintptr // size-1 when size is a power of two, else 0
+	slabBytes  uintptr // objects*size
 	minPartial int
 	sheafCap   int
 	random     uintptr // freelist pointer hardening
@@ -260,6 +262,10 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	if o.Ctor != nil {
 		k.fpOffset = uintptr(alignUp(size, MinAlign))
 	}
+	if slot&(slot-1) == 0 {
+		k.sizeMask = uintptr(slot - 1)
+	}
+	k.slabBytes = uintptr(objs * slot)
 	a.nextID++
 	// min_partial = ilog2(size)/2 clamped to [5, 10], as the kernel.
 	k.minPartial = min(max(bits.Len(uint(slot))/2, 5), 10)

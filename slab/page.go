@@ -19,7 +19,9 @@ type pageOwner struct {
 	large int32
 }
 
-var largeOwners [mem.MaxOrder + 1]pageOwner
+// largeOwners mark the head page of a large kmalloc: slabs with no cache,
+// so a slab lookup on them fails the cache check without a special case.
+var largeOwners [mem.MaxOrder + 1]slab
 
 func init() {
 	for i := range largeOwners {
@@ -101,11 +103,15 @@ func (a *Allocator) slabOf(addr uintptr) (*slab, string) {
 }
 
 // objStart reports whether addr is the start of an object slot of s.
-// Kernel: obj_to_index() with its reciprocal division.
+// Kernel: obj_to_index() with its reciprocal division (a mask for
+// power-of-two slots).
 func (k *cache) objStart(s *slab, addr uintptr) bool {
-	off := uint64(addr - s.base)
-	idx := (off * k.recip) >> 32
-	return idx < uint64(k.objects) && idx*uint64(k.size) == off
+	off := addr - s.base
+	if k.sizeMask != 0 {
+		return off&k.sizeMask == 0 && off < k.slabBytes
+	}
+	idx := (uint64(off) * k.recip) >> 32
+	return idx < uint64(k.objects) && idx*uint64(k.size) == uint64(off)
 }
 
 // newSlab takes pages from the page allocator and threads the freelist

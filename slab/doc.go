@@ -1,0 +1,77 @@
+// Package slab is a SLUB-style slab allocator over hotslab's hot-pluggable
+// memory (package mem): caches of fixed-size objects that live outside the
+// Go heap, so the garbage collector never scans them.
+//
+// # Layers
+//
+// An allocation is served by the first layer that can:
+//
+//	per-P sheaves    main and spare arrays of free objects of the P's node,
+//	                 popped/pushed with the goroutine pinned to its P: no
+//	                 lock, no atomic instruction (kernel 6.18 sheaves)
+//	node barn        per-node stock of full and empty sheaves, traded
+//	                 whole with the P under the barn lock
+//	partial slabs    per-node list of slabs with free objects, under the
+//	                 node's list_lock; the freelist is threaded through
+//	                 the free objects themselves (pointer hardened)
+//	page allocator   a new slab of 1<<order pages from mem, on the node
+//	                 asked for or, failing that, in zonelist order
+//
+// An object freed on a P of another node goes straight back to its slab on
+// its own node (a remote free), so sheaves hold local objects. Pointer →
+// slab is arithmetic: mem.PageOf(addr).Private.
+//
+// # Locks, outermost first
+//
+//	mem_hotplug_lock (write, held by mem around the notifiers)
+//	slab_mutex        Allocator.slabMutex: the cache list, names and
+//	                  aliases, slab_nodes, each cache's refcount and the
+//	                  creation of per-node structures
+//	slab_flush_lock   Allocator.flushMu: one flusher owns every P's sheaves
+//	&n->list_lock     cacheNode.listLock: partial list, slab freelists and
+//	                  inuse counts, node counters
+//	&barn->lock       cacheNode.barnLock: the barn's sheaf lists (leaf; never
+//	                  held with list_lock)
+//	zone lock (mem)   taken inside mem.AllocPages/FreePages, which slab calls
+//	                  with no slab lock held
+//
+// Cache creation, destruction and shrinking never take mem_hotplug_lock:
+// per-node structures are created under slab_mutex for every node in
+// slab_nodes and never freed, exactly as SLUB since 5.12.
+//
+// # The per-P protocol
+//
+// A P's sheaves are touched only by a goroutine pinned to that P that has
+// seen Allocator.flushing == 0 in the same pinned section. A flusher
+// (shrink, destroy, offline, node events) takes slab_flush_lock, sets
+// flushing, and waits one grace period (percpu.Synchronize: a
+// stop-the-world cannot complete while anyone is pinned); from then on it
+// owns every P's sheaves, including those of Ps that no longer exist
+// because GOMAXPROCS was lowered. Slow paths that see flushing wait on the
+// flush lock and retry; a sheaf a slow path carried unpinned across a flush
+// (noticed by flushGen) goes back to the slabs instead of to a P.
+//
+// # Hotplug
+//
+// NODE_ADDING_FIRST_MEMORY: under slab_mutex every cache gets its
+// structure for the node and the node joins slab_nodes (a cache created in
+// the window between this and the node's N_MEMORY still gets one); a
+// failure cancels the online with ENOMEM. MEM_GOING_OFFLINE and
+// NODE_REMOVING_LAST_MEMORY: flush every sheaf and barn and free every
+// empty slab, so free slab pages leave the block; slab pages with live
+// objects stay, and mem fails the offline with EBUSY.
+//
+// # Invariants
+//
+//   - An object is in exactly one place: a user's hands (or a prefilled
+//     sheaf), a P's sheaf, a barn sheaf, or its slab's freelist.
+//   - slab.inuse counts the objects not on its freelist; a slab with
+//     inuse == 0 is on its node's partial list or being discarded.
+//   - cacheNode.nrFree is the sum of free-list lengths; nrSlabs the slabs
+//     of the node; so objects-in-use = nrSlabs*objects - nrFree.
+//   - Every page of a slab has Private pointing at the slab while it
+//     exists; large kmalloc head pages point at a cacheless marker.
+//   - A refused free (outside hotslab memory, not a slab page, not an
+//     object start, another cache's object, double free seen at the sheaf
+//     top or on the slab) changes nothing.
+package slab
