@@ -23,7 +23,7 @@ const (
 // sheaf is an array of free objects (the kernel's struct slab_sheaf).
 type sheaf struct {
 	n    int
-	objs []uintptr // len == capacity
+	objs []uintptr            // len == capacity
 	_    [cacheLine - 32]byte // sheaves of different Ps never share a line
 }
 
