@@ -69,24 +69,25 @@ func (s *Sheaf) Alloc() unsafe.Pointer {
 func (s *Sheaf) Free(p unsafe.Pointer) {
 	sh, k := s.sh, s.c.c
 	addr := uintptr(p)
-	if sh.n < len(sh.objs) {
-		sl, why := k.a.slabOf(addr)
-		switch {
-		case sl == nil:
-			k.a.invalidFree(s.c.name, addr, why)
-		case sl.cache != k:
-			k.a.invalidFree(s.c.name, addr, "object belongs to cache "+sl.cache.name)
-		case !k.objStart(sl, addr):
-			k.a.invalidFree(s.c.name, addr, "not the start of an object")
-		case sh.n > 0 && sh.objs[sh.n-1] == addr:
-			k.a.invalidFree(s.c.name, addr, "double free")
-		default:
-			sh.objs[sh.n] = addr
-			sh.n++
-		}
+	if sh.n >= len(sh.objs) {
+		s.c.Free(p)
 		return
 	}
-	s.c.Free(p)
+	pg := k.a.sys.PageOf(addr)
+	if pg == nil {
+		s.c.badFree(addr)
+		return
+	}
+	sl := (*slab)(pg.Private)
+	switch {
+	case sl == nil || sl.cache != k || !k.objStart(sl, addr):
+		s.c.badFree(addr)
+	case sh.n > 0 && sh.objs[sh.n-1] == addr:
+		k.a.invalidFree(s.c.name, addr, "double free")
+	default:
+		sh.objs[sh.n] = addr
+		sh.n++
+	}
 }
 
 // Refill tops the sheaf up to n objects. Kernel: kmem_cache_refill_sheaf().
