@@ -83,11 +83,10 @@ func (c *Cache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 	return p, err
 }
 
+// localNode returns the node whose objects P pid caches (for a P beyond
+// the per-P arrays, that of a P sharing its slot modulo their length).
 func (a *Allocator) localNode(pid int) int {
-	if uint(pid) < uint(len(a.memNode)) {
-		return int(a.memNode[pid].Load())
-	}
-	return mem.NumaNoNode
+	return int(a.memNode[uint(pid)%uint(len(a.memNode))].Load())
 }
 
 // statUnpinned counts an event from code that runs unpinned (slow paths):

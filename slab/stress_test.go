@@ -278,3 +278,41 @@ func TestGOMAXPROCSLowered(t *testing.T) {
 		t.Fatalf("%d slabs %d active after shrink with fewer Ps", st.Slabs(), st.ActiveObjects())
 	}
 }
+
+// Ps beyond the per-P arrays (GOMAXPROCS raised after the cache was
+// created) allocate and free through the slabs directly: nothing lost.
+func TestGOMAXPROCSRaised(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("many-procs", 64, &CacheOptions{Flags: NoMerge})
+	old := runtime.GOMAXPROCS(len(c.c.pcpu) + 6)
+	defer runtime.GOMAXPROCS(old)
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			var objs []unsafe.Pointer
+			for i := 0; i < 2000; i++ {
+				p, err := c.Alloc()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				fill(p, 64, byte(g))
+				objs = append(objs, p)
+				if i%3 == 0 {
+					runtime.Gosched()
+				}
+			}
+			for _, p := range objs {
+				check(t, p, 64, byte(g))
+				c.Free(p)
+			}
+		}(g)
+	}
+	wg.Wait()
+	c.Shrink()
+	if st := c.Stats(); st.Slabs() != 0 || st.ActiveObjects() != 0 {
+		t.Fatalf("%d slabs %d active", st.Slabs(), st.ActiveObjects())
+	}
+}
