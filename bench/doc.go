@@ -18,7 +18,9 @@
 //	                                "handoff" row is the ring alone
 //	BenchmarkGC10M/<impl>           duration of one runtime.GC() while 10M 64-byte
 //	                                objects (1M with -short) are live in <impl>;
-//	                                reports ms/gc, heap-MB (HeapAlloc) and rss-MB
+//	                                reports ms/gc, heap-MB (HeapAlloc) and rss-MB;
+//	                                each row runs in a fresh child process (the
+//	                                iteration column is the parent's, meaningless)
 //	BenchmarkCMalloc/<alloc>/<b>    the C harness (below) run as sub-benchmarks
 //
 // Rows ("impls"):
