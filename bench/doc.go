@@ -20,7 +20,7 @@
 //	                                objects (1M with -short) are live in <impl>;
 //	                                reports ms/gc, heap-MB (HeapAlloc) and rss-MB;
 //	                                each row runs in a fresh child process (the
-//	                                iteration column is the parent's, meaningless)
+//	                                iteration column shows 1: the parent's count)
 //	BenchmarkCMalloc/<alloc>/<b>    the C harness (below) run as sub-benchmarks
 //
 // Rows ("impls"):
