@@ -34,8 +34,8 @@ func (s *System) AllocPages(node int, order int, gfp GFP) (uintptr, error) {
 				l := &pp.lists[zi]
 				if c := pload(&l.count); c > 0 {
 					addr := pload(&l.pages[c-1])
-					pg := s.PageOf(addr)
-					if !pg.blk.isolated.Load() {
+					b, pg := s.lookup(addr)
+					if !b.isolated.Load() {
 						pstore(&l.count, c-1)
 						setStateFast(pg, mkState(pgAlloc, 0, gfp&GFPMovable))
 						pstore(&pp.allocs, pload(&pp.allocs)+1)
@@ -100,10 +100,10 @@ func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
 		}
 		if order > 0 {
 			z.lock.Lock()
-			p := s.rmqueue(z, order, st)
+			a := s.rmqueue(z, order, st)
 			z.lock.Unlock()
-			if p != nil {
-				return p.Addr()
+			if a != 0 {
+				return a
 			}
 			continue
 		}
@@ -112,11 +112,11 @@ func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
 		n := 0
 		z.lock.Lock()
 		for n < pcpBatch {
-			p := s.rmqueue(z, 0, mkState(pgPcp, 0, 0))
-			if p == nil {
+			a := s.rmqueue(z, 0, mkState(pgPcp, 0, 0))
+			if a == 0 {
 				break
 			}
-			buf[n] = p.Addr()
+			buf[n] = a
 			n++
 		}
 		z.lock.Unlock()
@@ -139,10 +139,10 @@ func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
 // syscall.EINVAL and changes nothing. Freeing into a block that is being
 // offlined is allowed: the pages become free and isolated. It clears the
 // pages' Private and Migrator. Order-0 frees go to the calling P's list
-// unless the block is isolated. Kernel: __free_pages() /
-// free_unref_page().
+// unless the block is isolated or the page has a Migrator. Kernel:
+// __free_pages() / free_unref_page().
 func (s *System) FreePages(addr uintptr, order int) error {
-	pg := s.PageOf(addr)
+	b, pg := s.lookup(addr)
 	if pg == nil || addr&(PageSize-1) != 0 || order < 0 || order > MaxOrder {
 		return errnoErr(syscall.EINVAL, "free of %#x order %d: not an allocation", addr, order)
 	}
@@ -150,15 +150,15 @@ func (s *System) FreePages(addr uintptr, order int) error {
 	if stKind(st) != pgAlloc || stOrder(st) != order {
 		return errnoErr(syscall.EINVAL, "free of %#x order %d: not an allocation of that order", addr, order)
 	}
-	if order == 0 {
-		z := pg.blk.zone.Load()
+	if order == 0 && st&pgMigrator == 0 {
+		z := b.zone.Load()
 		pid := percpu.Pin()
-		if pid < len(s.pcp) && z != nil && !pg.blk.isolated.Load() {
+		if pid < len(s.pcp) && z != nil && !b.isolated.Load() {
 			pp := &s.pcp[pid]
 			l := &pp.lists[z.idx]
 			if pp.stolen.Load() != 0 {
 				percpu.Unpin()
-				return s.freeSlow(pg, addr, order)
+				return s.freeSlow(b, pg, addr, order)
 			}
 			if c := pload(&l.count); c < pcpHigh {
 				if !claimFast(pg, st, mkState(pgPcp, 0, 0)) {
@@ -166,9 +166,6 @@ func (s *System) FreePages(addr uintptr, order int) error {
 					return errnoErr(syscall.EINVAL, "free of %#x: concurrent free", addr)
 				}
 				pg.Private = nil
-				if pg.mig.Load() != nil {
-					pg.mig.Store(nil)
-				}
 				pstore(&l.pages[c], addr)
 				pstore(&l.count, c+1)
 				pstore(&pp.frees, pload(&pp.frees)+1)
@@ -178,17 +175,18 @@ func (s *System) FreePages(addr uintptr, order int) error {
 		}
 		percpu.Unpin()
 	}
-	return s.freeSlow(pg, addr, order)
+	return s.freeSlow(b, pg, addr, order)
 }
 
-func (s *System) freeSlow(pg *Page, addr uintptr, order int) error {
-	z := pg.blk.zone.Load()
+func (s *System) freeSlow(b *block, pg *Page, addr uintptr, order int) error {
+	z := b.zone.Load()
 	if z == nil {
 		return errnoErr(syscall.EINVAL, "free of %#x: block offline", addr)
 	}
 	// Own the head first, so that a concurrent double free fails.
+	var st uint32
 	for {
-		st := pg.loadState()
+		st = pg.loadState()
 		if stKind(st) != pgAlloc || stOrder(st) != order {
 			return errnoErr(syscall.EINVAL, "free of %#x order %d: not an allocation of that order", addr, order)
 		}
@@ -197,11 +195,12 @@ func (s *System) freeSlow(pg *Page, addr uintptr, order int) error {
 		}
 	}
 	pg.Private = nil
-	if pg.mig.Load() != nil {
-		pg.mig.Store(nil)
+	if st&pgMigrator != 0 {
+		// Before the page can be reallocated (and get a new entry).
+		s.migs.Delete(addr)
 	}
 	s.slowFrees.Add(1)
-	if order == 0 && !pg.blk.isolated.Load() {
+	if order == 0 && !b.isolated.Load() {
 		// The list was full (or stolen): move a batch to the buddy
 		// allocator together with this page.
 		var buf [pcpBatch + 1]uintptr
@@ -210,7 +209,7 @@ func (s *System) freeSlow(pg *Page, addr uintptr, order int) error {
 		s.freeBatch(z, buf[:n+1])
 		return nil
 	}
-	s.freeToBuddy(pg, order)
+	s.freeToBuddy(b, pg, order)
 	return nil
 }
 
@@ -223,14 +222,45 @@ func (s *System) SetMigrator(addr uintptr, m Migrator) {
 }
 
 func (s *System) setMigrator(addr uintptr, m Migrator) error {
+	addr &^= PageSize - 1 // the side table is keyed by page address
 	pg := s.PageOf(addr)
 	if pg == nil || !pg.Allocated() {
 		return errnoErr(syscall.EINVAL, "set migrator of %#x: not an allocation", addr)
 	}
+	if m != nil {
+		// Entry first: whoever sees pgMigrator finds it.
+		s.migs.Store(addr, m)
+	}
+	for {
+		st := pg.loadState()
+		if stKind(st) != pgAlloc {
+			if m != nil {
+				s.migs.Delete(addr)
+			}
+			return errnoErr(syscall.EINVAL, "set migrator of %#x: not an allocation", addr)
+		}
+		nst := st | pgMigrator
+		if m == nil {
+			nst = st &^ pgMigrator
+		}
+		if st == nst || pg.casState(st, nst) {
+			break
+		}
+	}
 	if m == nil {
-		pg.mig.Store(nil)
-	} else {
-		pg.mig.Store(&migBox{m})
+		s.migs.Delete(addr)
+	}
+	return nil
+}
+
+// migrator returns the Migrator of the allocation at addr whose head's
+// state st the caller read, or nil.
+func (s *System) migrator(addr uintptr, st uint32) Migrator {
+	if st&pgMigrator == 0 {
+		return nil
+	}
+	if v, ok := s.migs.Load(addr); ok {
+		return v.(Migrator)
 	}
 	return nil
 }

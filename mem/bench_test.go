@@ -2,6 +2,7 @@ package mem
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -85,4 +86,18 @@ func BenchmarkOfflineRSS(b *testing.B) {
 		b.ReportMetric(float64(before)/(1<<20), "rss-before-MiB")
 		b.ReportMetric(float64(after)/(1<<20), "rss-after-MiB")
 	}
+}
+
+// BenchmarkGCWithSystem times a full Go GC cycle while a System with
+// 2 nodes × 1 GiB (BlockSize 128 MiB: 512K Pages) is live: the collector
+// scans every Page's pointer words, so this is the cost struct page
+// imposes on the rest of the program.
+func BenchmarkGCWithSystem(b *testing.B) {
+	s := newTest(b, Config{Nodes: 2, BlockSize: 128 << 20, InitialPerNode: 1 << 30})
+	runtime.GC()
+	for b.Loop() {
+		runtime.GC()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/gc")
+	runtime.KeepAlive(s)
 }

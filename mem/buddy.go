@@ -14,59 +14,71 @@ type zone struct {
 	idx  int // node*nrZones + kind: index of its per-P list
 
 	lock lockdep.Mutex // zone_lock: a leaf; guards free and the blocks' page states
-	// free[o] heads a doubly linked list of free chunks of order o.
-	free [MaxOrder + 1]*Page
+	// free[o] heads a doubly linked list of free chunks of order o: the
+	// pfn of the first head (Page.next, Page.prev link the rest), or
+	// nilPFN.
+	free [MaxOrder + 1]uint32
 	// Read lock-free by Stats and as a hint by the allocator.
 	nrFree  atomic.Int64 // pages on the free lists
 	managed atomic.Int64 // pages of the zone's online blocks
 	nrBlk   atomic.Int64 // online blocks
 }
 
-func (z *zone) push(p *Page, o int) {
-	p.prev = nil
+// push puts page i of block b, a free head of order o, on z's list.
+// Caller holds z.lock.
+func (s *System) push(z *zone, b *block, i int, o int) {
+	pfn := b.pfn + uint32(i)
+	p := &b.pages[i]
+	p.prev = nilPFN
 	p.next = z.free[o]
-	if p.next != nil {
-		p.next.prev = p
+	if p.next != nilPFN {
+		_, n := s.pfnPage(p.next)
+		n.prev = pfn
 	}
-	z.free[o] = p
+	z.free[o] = pfn
 }
 
-func (z *zone) unlink(p *Page, o int) {
-	if p.prev != nil {
-		p.prev.next = p.next
+// unlink takes the free head p of order o off z's list. Caller holds
+// z.lock.
+func (s *System) unlink(z *zone, p *Page, o int) {
+	if p.prev != nilPFN {
+		_, pp := s.pfnPage(p.prev)
+		pp.next = p.next
 	} else {
 		z.free[o] = p.next
 	}
-	if p.next != nil {
-		p.next.prev = p.prev
+	if p.next != nilPFN {
+		_, np := s.pfnPage(p.next)
+		np.prev = p.prev
 	}
-	p.next, p.prev = nil, nil
+	p.next, p.prev = nilPFN, nilPFN
 }
 
-// rmqueue takes a chunk of 2^order pages off the free lists and marks its
-// head with st. Caller holds z.lock. Kernel: __rmqueue_smallest().
-func (s *System) rmqueue(z *zone, order int, st uint32) *Page {
+// rmqueue takes a chunk of 2^order pages off the free lists, marks its
+// head with st and returns its address (0: none free). Caller holds
+// z.lock. Kernel: __rmqueue_smallest().
+func (s *System) rmqueue(z *zone, order int, st uint32) uintptr {
 	for o := order; o <= s.blockOrder; o++ {
-		p := z.free[o]
-		if p == nil {
+		pfn := z.free[o]
+		if pfn == nilPFN {
 			continue
 		}
-		z.unlink(p, o)
-		b := p.blk
-		i := b.pageIndex(p)
+		b, p := s.pfnPage(pfn)
+		s.unlink(z, p, o)
+		i := int(p.idx)
 		for o > order { // expand: give back the upper halves
 			o--
-			h := &b.pages[i+1<<o]
-			h.storeState(mkState(pgBuddy, o, 0))
-			z.push(h, o)
+			h := i + 1<<o
+			b.pages[h].storeState(mkState(pgBuddy, o, 0))
+			s.push(z, b, h, o)
 		}
 		p.storeState(st)
 		n := int64(1) << order
 		b.nrFree.Add(-n)
 		z.nrFree.Add(-n)
-		return p
+		return b.pageAddr(i)
 	}
-	return nil
+	return 0
 }
 
 // freeOne returns a chunk to the buddy allocator of its block's zone,
@@ -74,10 +86,9 @@ func (s *System) rmqueue(z *zone, order int, st uint32) *Page {
 // stays off the free lists. The caller has made the chunk's head its own
 // (state no longer pgAlloc or pgPcp for anybody else) and holds z.lock.
 // Kernel: __free_one_page().
-func (s *System) freeOne(z *zone, p *Page, order int) {
-	b := p.blk
+func (s *System) freeOne(z *zone, b *block, p *Page, order int) {
 	iso := b.isolated.Load()
-	i := b.pageIndex(p)
+	i := int(p.idx)
 	p.storeState(pgNone)
 	n := int64(1) << order
 	for o := order; o < s.blockOrder; o++ {
@@ -87,7 +98,7 @@ func (s *System) freeOne(z *zone, p *Page, order int) {
 			break
 		}
 		if !iso {
-			z.unlink(bp, o)
+			s.unlink(z, bp, o)
 			z.nrFree.Add(-int64(1) << o)
 		}
 		bp.storeState(pgNone)
@@ -98,7 +109,7 @@ func (s *System) freeOne(z *zone, p *Page, order int) {
 	h.storeState(mkState(pgBuddy, order, 0))
 	b.nrFree.Add(n)
 	if !iso {
-		z.push(h, order)
+		s.push(z, b, i, order)
 		z.nrFree.Add(int64(1) << order)
 	}
 }
@@ -114,7 +125,7 @@ func (s *System) isolate(z *zone, b *block) {
 		st := b.pages[i].loadState()
 		switch stKind(st) {
 		case pgBuddy:
-			z.unlink(&b.pages[i], stOrder(st))
+			s.unlink(z, &b.pages[i], stOrder(st))
 			z.nrFree.Add(-int64(1) << stOrder(st))
 			i += 1 << stOrder(st)
 		case pgAlloc:
@@ -135,7 +146,7 @@ func (s *System) unisolate(z *zone, b *block) {
 		st := b.pages[i].loadState()
 		switch stKind(st) {
 		case pgBuddy:
-			z.push(&b.pages[i], stOrder(st))
+			s.push(z, b, i, stOrder(st))
 			z.nrFree.Add(int64(1) << stOrder(st))
 			i += 1 << stOrder(st)
 		case pgAlloc:

@@ -14,7 +14,19 @@
 //     offline, and put back into the reservation on remove. So address →
 //     block → Page is arithmetic (PageOf: one atomic load).
 //   - Blocks (struct memory_block + the struct pages of its range): node,
-//     state (offline, going-offline, online), zone, isolation flag.
+//     state (offline, going-offline, online), zone, isolation flag. The
+//     range holds fewer than 2^32 pages (under 16 TiB).
+//   - struct page (Page), one per page of every present block, in a Go
+//     slice per block. It has exactly one word the garbage collector
+//     scans, the owner's Private (a System with 2 GiB of blocks adds
+//     512K words to every GC cycle, not 2.6M). Everything else about a
+//     page is pointer-free or kept aside: the free-list links are page
+//     frame numbers (pfn = (addr-Base)>>PageShift, nilPFN for none)
+//     resolved through the block table; the Page's block is found from
+//     its index in the block via a sentinel Page in front of the
+//     block's slice, whose Private points to the block; Migrators are
+//     in a per-System side table (sync.Map by address), present exactly
+//     while the head's state has the pgMigrator bit.
 //   - Per node and zone (Normal, Movable) a buddy allocator of 4 KiB
 //     pages, orders 0..MaxOrder, never merging across blocks.
 //   - Per P and per (node, zone) a stack of free order-0 pages.
@@ -48,7 +60,9 @@
 // the same pinned section: the order-0 alloc+free pair is two pins, a few
 // plain loads and stores, no lock and no atomic read-modify-write.
 // Refill and spill move pcpBatch pages to or from the zone's buddy
-// allocator unpinned, under the zone lock.
+// allocator unpinned, under the zone lock. An order-0 free of a page with
+// a Migrator takes the slow path, which drops the side-table entry
+// unpinned.
 //
 // To drain every P (offline; DrainPages) the drainer sets stolen on each
 // P, then waits for a grace period (percpu.Synchronize, a stop-the-world):
@@ -78,7 +92,15 @@
 //   - A page is in exactly one of: a zone free list (head of a free chunk
 //     of a non-isolated block), a free chunk of an isolated block, one
 //     P's list (order 0), an allocation. Only heads have a non-zero state
-//     (kind, order, GFPMovable); tails read pgNone.
+//     (kind, order, GFPMovable, pgMigrator); tails read pgNone.
+//   - Page has one pointer word, Private (TestPageOnePointer). A free
+//     head on a zone list links by pfn to heads of the same zone and
+//     order (zone lock); a pfn on a list is in a present, online block.
+//   - pgMigrator is set only on an allocation's head, after its entry is
+//     stored in the side table, and cleared before the entry is
+//     deleted. A free or migration that claims a head whose state had
+//     the bit deletes the entry before the page can be reallocated, so
+//     a Migrator never outlives its allocation (TestMigratorSideTable).
 //   - For every zone, at rest (lists drained, no allocation live):
 //     free == managed == pages of its online blocks (checked by the
 //     tests).

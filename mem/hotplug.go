@@ -52,13 +52,9 @@ func (s *System) addLocked(node, n, at int) ([]int, error) {
 			}
 			return nil, errnoErr(syscall.ENOMEM, "map block %d: %v", i, err)
 		}
-		b := &block{index: i, node: node, addr: s.base + uintptr(i)<<s.blockShift,
-			pages: make([]Page, s.pagesPerBlock)}
+		b := s.newBlock(i, node)
 		b.dev.Init(blockDevClass)
 		b.isolated.Store(true)
-		for j := range b.pages {
-			b.pages[j].blk = b
-		}
 		s.blocks[i].Store(b)
 		ids = append(ids, i)
 	}
@@ -423,8 +419,8 @@ func (s *System) evacuate(ctx context.Context, b *block) error {
 			}
 			order := stOrder(st)
 			i += 1 << order
-			if box := pg.mig.Load(); box != nil {
-				err := s.migrate(b, pg, st, box)
+			if m := s.migrator(b.pageAddr(int(pg.idx)), st); m != nil {
+				err := s.migrate(b, pg, st, m)
 				if errors.Is(err, syscall.ENOMEM) {
 					return err
 				}
@@ -435,7 +431,7 @@ func (s *System) evacuate(ctx context.Context, b *block) error {
 			}
 			if stGFP(st)&GFPMovable == 0 {
 				return errnoErr(syscall.EBUSY, "offline block %d: unmovable page at %#x (order %d)",
-					b.index, b.pageAddr(b.pageIndex(pg)), order)
+					b.index, b.pageAddr(int(pg.idx)), order)
 			}
 		}
 		if progress {
@@ -454,26 +450,38 @@ func (s *System) evacuate(ctx context.Context, b *block) error {
 
 // migrate moves one allocation with a Migrator to a new page outside b.
 // Kernel: migrate_pages() with alloc_migration_target().
-func (s *System) migrate(b *block, pg *Page, st uint32, box *migBox) error {
+func (s *System) migrate(b *block, pg *Page, st uint32, m Migrator) error {
 	order := stOrder(st)
-	old := b.pageAddr(b.pageIndex(pg))
+	old := b.pageAddr(int(pg.idx))
 	newAddr := s.allocFromZonelist(b.node, order, stGFP(st)&GFPMovable)
 	if newAddr == 0 {
 		return errnoErr(syscall.ENOMEM, "offline block %d: no page to migrate %#x to", b.index, old)
 	}
-	np := s.PageOf(newAddr)
-	np.mig.Store(box)
-	if err := box.m.MigratePage(old, newAddr, order); err != nil {
-		np.mig.Store(nil)
+	// The Migrator goes with the page (new owns it from here on).
+	_ = s.setMigrator(newAddr, m)
+	if err := m.MigratePage(old, newAddr, order); err != nil {
+		_ = s.setMigrator(newAddr, nil)
 		_ = s.FreePages(newAddr, order)
 		s.log.Debug("mem: migration failed, will retry", "addr", old, "err", err)
 		return err
 	}
 	// The owner now uses newAddr; free old (unless it was freed already).
-	if pg.casState(st, mkState(pgPcp, 0, 0)) {
-		pg.Private = nil
-		pg.mig.Store(nil)
-		s.freeToBuddy(pg, order)
+	// old cannot have been reallocated (its block is isolated), so a
+	// pgAlloc head of the same order is still the allocation migrated;
+	// only its pgMigrator bit may have changed meanwhile.
+	for {
+		cur := pg.loadState()
+		if stKind(cur) != pgAlloc || stOrder(cur) != order {
+			break
+		}
+		if pg.casState(cur, mkState(pgPcp, 0, 0)) {
+			pg.Private = nil
+			if cur&pgMigrator != 0 {
+				s.migs.Delete(old)
+			}
+			s.freeToBuddy(b, pg, order)
+			break
+		}
 	}
 	return nil
 }

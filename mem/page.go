@@ -10,24 +10,31 @@ import (
 // Page is the metadata of one 4 KiB page: the kernel's struct page. Every
 // present block has one Page per page, reached from an address by
 // arithmetic (PageOf). Only Private is the owner's.
+//
+// Private is the only pointer: the garbage collector scans one word per
+// page, not five. The free-list links are page frame numbers, the block
+// is found from idx (see block.pages), and Migrators live in a side table
+// (System.migs) flagged by a state bit.
 type Page struct {
-	// state packs kind (bits 0-3), order (4-7) and the allocation's GFP
-	// flags (8-15). Only the head page of a free buddy chunk or of an
-	// allocation has a non-zero state; every other page reads pgNone.
-	// Accessed with sync/atomic, except that the per-P fast paths use
-	// plain accesses outside race builds (see stateFast).
+	// state packs kind (bits 0-3), order (4-7), the allocation's GFP
+	// flags (8-15) and pgMigrator (bit 16). Only the head page of a free
+	// buddy chunk or of an allocation has a non-zero state; every other
+	// page reads pgNone. Accessed with sync/atomic, except that the per-P
+	// fast paths use plain accesses outside race builds (see stateFast).
 	state uint32
-	_     uint32
-	// next, prev link a free head on its zone's free list (zone lock).
-	next, prev *Page
-	blk        *block
-	mig        atomic.Pointer[migBox]
+	// idx is the page's index in its block (constant).
+	idx uint32
+	// next, prev link a free head on its zone's free list (zone lock):
+	// page frame numbers (pfn: (addr-Base)>>PageShift), nilPFN for none.
+	next, prev uint32
 	// Private is the owner's data (slab keeps its *slab here on every
 	// page of a slab). mem only clears it when the page is freed.
 	Private unsafe.Pointer
 }
 
-type migBox struct{ m Migrator }
+// nilPFN is the null free-list link. New limits the range to fewer than
+// 2^32 pages, so no page has this pfn.
+const nilPFN = ^uint32(0)
 
 func (p *Page) loadState() uint32           { return atomic.LoadUint32(&p.state) }
 func (p *Page) storeState(v uint32)         { atomic.StoreUint32(&p.state, v) }
@@ -42,6 +49,13 @@ const (
 	kindMask  = 0xf
 	orderBits = 4
 	gfpShift  = 8
+	gfpBits   = 0xff
+
+	// pgMigrator marks an allocation's head that has an entry in
+	// System.migs (SetMigrator). It is set and cleared only on pgAlloc
+	// heads; every free overwrites it, so a free that saw it in the state
+	// it claimed deletes the entry (on the slow path: never while pinned).
+	pgMigrator = 1 << 16
 )
 
 func mkState(kind uint32, order int, gfp GFP) uint32 {
@@ -49,7 +63,7 @@ func mkState(kind uint32, order int, gfp GFP) uint32 {
 }
 func stKind(st uint32) uint32 { return st & kindMask }
 func stOrder(st uint32) int   { return int(st>>orderBits) & 0xf }
-func stGFP(st uint32) GFP     { return GFP(st >> gfpShift) }
+func stGFP(st uint32) GFP     { return GFP(st>>gfpShift) & gfpBits }
 
 // Order returns the order of the allocation p heads, or -1 if p is not
 // the head page of an allocation.
@@ -75,13 +89,19 @@ func (p *Page) Flags() GFP {
 }
 
 // Node returns the node of the block holding p.
-func (p *Page) Node() int { return p.blk.node }
+func (p *Page) Node() int { return p.block().node }
 
 // Block returns the index of the block holding p.
-func (p *Page) Block() int { return p.blk.index }
+func (p *Page) Block() int { return p.block().index }
 
 // Addr returns the address of the page p describes.
-func (p *Page) Addr() uintptr { return p.blk.addr + uintptr(p.blk.pageIndex(p))<<PageShift }
+func (p *Page) Addr() uintptr { return p.block().pageAddr(int(p.idx)) }
+
+// block returns the block holding p: the sentinel Page in front of the
+// block's pages (same allocation) keeps the *block in its Private.
+func (p *Page) block() *block {
+	return (*block)((*Page)(unsafe.Add(unsafe.Pointer(p), -int(p.idx+1)*int(pageSize))).Private)
+}
 
 // block is a memory block: the kernel's struct memory_block plus the
 // struct pages of its range.
@@ -89,6 +109,7 @@ type block struct {
 	index int
 	node  int
 	addr  uintptr
+	pfn   uint32        // pfn of pages[0]
 	dev   lockdep.Mutex // device lock: held across Online/Offline/Remove
 	state atomic.Int32  // BlockState
 	// zone is the zone the block is online in (nil while offline). Set
@@ -101,13 +122,27 @@ type block struct {
 	// nrFree counts the block's pages in the buddy allocator, isolated
 	// or not (zone lock).
 	nrFree atomic.Int64
-	pages  []Page
+	// pages[i] describes page i. The slice starts one element into its
+	// array: element -1 is a sentinel whose Private points to the block,
+	// so (*Page).block needs no pointer in every Page.
+	pages []Page
 }
 
-var pageSize = unsafe.Sizeof(Page{})
+const pageSize = unsafe.Sizeof(Page{})
 
-func (b *block) pageIndex(p *Page) int {
-	return int((uintptr(unsafe.Pointer(p)) - uintptr(unsafe.Pointer(&b.pages[0]))) / pageSize)
+// newBlock makes block i of s with its Pages.
+func (s *System) newBlock(i, node int) *block {
+	b := &block{index: i, node: node, addr: s.base + uintptr(i)<<s.blockShift,
+		pfn: uint32(i << (s.blockShift - PageShift))}
+	all := make([]Page, s.pagesPerBlock+1)
+	all[0].Private = unsafe.Pointer(b)
+	b.pages = all[1:]
+	for j := range b.pages {
+		pg := &b.pages[j]
+		pg.idx = uint32(j)
+		pg.next, pg.prev = nilPFN, nilPFN
+	}
+	return b
 }
 
 func (b *block) pageAddr(i int) uintptr { return b.addr + uintptr(i)<<PageShift }
@@ -116,15 +151,28 @@ func (b *block) pageAddr(i int) uintptr { return b.addr + uintptr(i)<<PageShift 
 // outside the range or in a block that is not present. Lock-free: one
 // atomic load and arithmetic. Kernel: virt_to_page()/pfn_to_online_page().
 func (s *System) PageOf(addr uintptr) *Page {
+	_, pg := s.lookup(addr)
+	return pg
+}
+
+// lookup is PageOf that also returns the block (nil, nil if none).
+func (s *System) lookup(addr uintptr) (*block, *Page) {
 	off := addr - s.base
 	if off >= s.size {
-		return nil
+		return nil, nil
 	}
 	b := s.blocks[off>>s.blockShift].Load()
 	if b == nil {
-		return nil
+		return nil, nil
 	}
-	return &b.pages[(off>>PageShift)&uintptr(s.pagesPerBlock-1)]
+	return b, &b.pages[(off>>PageShift)&uintptr(s.pagesPerBlock-1)]
+}
+
+// pfnPage returns the block and Page of page frame pfn, which must be in
+// a present block (free-list links: the zone lock keeps them present).
+func (s *System) pfnPage(pfn uint32) (*block, *Page) {
+	b := s.blocks[pfn>>(s.blockShift-PageShift)].Load()
+	return b, &b.pages[pfn&uint32(s.pagesPerBlock-1)]
 }
 
 // PageNode returns the node of the block holding addr, or NumaNoNode.

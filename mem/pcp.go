@@ -52,14 +52,14 @@ func (s *System) pcpPop(z *zone, gfp GFP) uintptr {
 		}
 		addr := pload(&l.pages[c-1])
 		pstore(&l.count, c-1)
-		pg := s.PageOf(addr)
-		if !pg.blk.isolated.Load() {
+		b, pg := s.lookup(addr)
+		if !b.isolated.Load() {
 			pg.storeState(mkState(pgAlloc, 0, gfp))
 			percpu.Unpin()
 			return addr
 		}
 		percpu.Unpin()
-		s.freeToBuddy(pg, 0)
+		s.freeToBuddy(b, pg, 0)
 	}
 }
 
@@ -105,10 +105,10 @@ func (s *System) pcpTake(z *zone, buf []uintptr) int {
 
 // freeToBuddy frees one chunk whose head the caller owns into the buddy
 // allocator under its zone lock.
-func (s *System) freeToBuddy(pg *Page, order int) {
-	z := pg.blk.zone.Load()
+func (s *System) freeToBuddy(b *block, pg *Page, order int) {
+	z := b.zone.Load()
 	z.lock.Lock()
-	s.freeOne(z, pg, order)
+	s.freeOne(z, b, pg, order)
 	z.lock.Unlock()
 }
 
@@ -119,7 +119,8 @@ func (s *System) freeBatch(z *zone, pages []uintptr) {
 	}
 	z.lock.Lock()
 	for _, a := range pages {
-		s.freeOne(z, s.PageOf(a), 0)
+		b, p := s.lookup(a)
+		s.freeOne(z, b, p, 0)
 	}
 	z.lock.Unlock()
 }

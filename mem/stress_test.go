@@ -125,7 +125,7 @@ func TestStressHotplug(t *testing.T) {
 					continue
 				}
 				pg := s.PageOf(addr)
-				if pg == nil || BlockState(pg.blk.state.Load()) == BlockOffline {
+				if pg == nil || BlockState(pg.block().state.Load()) == BlockOffline {
 					t.Errorf("page %#x from an absent or offline block", addr)
 					continue
 				}
@@ -203,10 +203,10 @@ func TestStressHotplug(t *testing.T) {
 		pg := s.PageOf(k.(uintptr))
 		var sa uintptr
 		var st uint64
-		if b := pg.mig.Load(); b != nil {
-			sa, st = b.m.(*stressSlot).addr, b.m.(*stressSlot).tag
+		if m := s.migrator(k.(uintptr), pg.loadState()); m != nil {
+			sa, st = m.(*stressSlot).addr, m.(*stressSlot).tag
 		}
-		t.Errorf("page %#x still owned (tag %x); block %d state %x slot addr %#x tag %x", k, v, pg.blk.index, pg.loadState(), sa, st)
+		t.Errorf("page %#x still owned (tag %x); block %d state %x slot addr %#x tag %x", k, v, pg.Block(), pg.loadState(), sa, st)
 		return true
 	})
 	checkFree(t, s)

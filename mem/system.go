@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -59,7 +60,10 @@ type System struct {
 	zonelists [][2][]*zone
 	localNode []int // P id → node
 
-	pcp        []perP
+	pcp []perP
+	// migs maps the address of an allocation's head page with
+	// pgMigrator set to its Migrator (SetMigrator; rare).
+	migs       sync.Map
 	slowAllocs atomic.Uint64
 	slowFrees  atomic.Uint64
 
@@ -105,7 +109,8 @@ func New(cfg Config) (*System, error) {
 	if cfg.MaxBlocks == 0 {
 		cfg.MaxBlocks = int(min(defaultRange/cfg.BlockSize, defaultMaxBlocks))
 	}
-	if cfg.MaxBlocks < 1 || uint64(cfg.MaxBlocks)*uint64(cfg.BlockSize) > 1<<46 {
+	// Fewer than 2^32 pages: free-list links are uint32 pfns.
+	if cfg.MaxBlocks < 1 || uint64(cfg.MaxBlocks)*uint64(cfg.BlockSize) >= 1<<(32+PageShift) {
 		return nil, errnoErr(syscall.EINVAL, "bad MaxBlocks %d", cfg.MaxBlocks)
 	}
 	if cfg.InitialPerNode == 0 {
@@ -147,6 +152,9 @@ func New(cfg Config) (*System, error) {
 			zn := &s.zones[n*int(nrZones)+int(z)]
 			zn.node, zn.kind, zn.idx = n, z, n*int(nrZones)+int(z)
 			zn.lock.Init(zoneLockClass)
+			for o := range zn.free {
+				zn.free[o] = nilPFN
+			}
 		}
 	}
 	s.zonelists = make([][2][]*zone, s.nodes)
@@ -322,7 +330,9 @@ func (s *System) closeLocked() error {
 	for i := range s.zones {
 		z := &s.zones[i]
 		z.lock.Lock()
-		z.free = [MaxOrder + 1]*Page{}
+		for o := range z.free {
+			z.free[o] = nilPFN
+		}
 		z.nrFree.Store(0)
 		z.managed.Store(0)
 		z.lock.Unlock()

@@ -168,7 +168,8 @@ type Config struct {
 	// Probe). Default Offline, like the kernel's default.
 	AutoOnline Policy
 	// MaxBlocks is the size of the reserved "physical" address space in
-	// blocks (default: 1 TiB worth, at most 8192 blocks).
+	// blocks (default: 1 TiB worth, at most 8192 blocks). The range,
+	// MaxBlocks*BlockSize, must be below 16 TiB (2^32 pages).
 	MaxBlocks int
 	// Backing selects anonymous memory, a memfd or a file.
 	Backing Backing

@@ -1,0 +1,207 @@
+package mem
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"unsafe"
+)
+
+// hasPointers reports whether a value of type t contains a word the
+// garbage collector scans.
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.UnsafePointer, reflect.Slice, reflect.Map,
+		reflect.Interface, reflect.Chan, reflect.Func, reflect.String:
+		return true
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestPageOnePointer checks that struct page costs the collector one word
+// per page: Private is its only pointer-containing field.
+func TestPageOnePointer(t *testing.T) {
+	pt := reflect.TypeFor[Page]()
+	for i := range pt.NumField() {
+		f := pt.Field(i)
+		if f.Name == "Private" {
+			if f.Type.Kind() != reflect.UnsafePointer {
+				t.Errorf("Page.Private is %v, want unsafe.Pointer", f.Type)
+			}
+			continue
+		}
+		if hasPointers(f.Type) {
+			t.Errorf("Page.%s (%v) contains a pointer: only Private may", f.Name, f.Type)
+		}
+	}
+	if f, ok := pt.FieldByName("Private"); !ok || f.Type.Kind() != reflect.UnsafePointer {
+		t.Fatal("Page has no unsafe.Pointer field Private")
+	}
+	if got := unsafe.Sizeof(Page{}); got > 24 {
+		t.Errorf("sizeof(Page) = %d, want <= 24", got)
+	}
+}
+
+// TestPageBlockAddr checks Page.Block, Node and Addr (derived from the
+// page's index in its block) against PageOf for every page of a block
+// and both ends of every block.
+func TestPageBlockAddr(t *testing.T) {
+	s := newTest(t, Config{Nodes: 2, BlockSize: 1 << 20, InitialPerNode: 2 << 20, MaxBlocks: 16})
+	blocks := s.Blocks()
+	if len(blocks) != 4 {
+		t.Fatalf("%d blocks, want 4", len(blocks))
+	}
+	for _, bi := range blocks {
+		start := s.Base() + uintptr(bi.PhysAddr)
+		for off := uintptr(0); off < uintptr(s.BlockSize()); off += PageSize {
+			a := start + off
+			pg := s.PageOf(a)
+			if pg.Addr() != a || pg.Block() != bi.Index || pg.Node() != bi.Node {
+				t.Fatalf("page %#x: Addr %#x Block %d Node %d, want block %d node %d",
+					a, pg.Addr(), pg.Block(), pg.Node(), bi.Index, bi.Node)
+			}
+			if s.PageOf(a+PageSize-1) != pg {
+				t.Fatalf("page %#x: last byte maps to another Page", a)
+			}
+		}
+	}
+}
+
+// TestRangeLimit checks that New refuses a range of 2^32 pages or more
+// (free-list links are uint32 page frame numbers).
+func TestRangeLimit(t *testing.T) {
+	if s, err := New(Config{BlockSize: 1 << 30, MaxBlocks: 1 << 14, InitialPerNode: -1}); err == nil {
+		s.Close()
+		t.Fatal("New accepted a 16 TiB range")
+	}
+}
+
+type testMigrator struct {
+	s     *System
+	calls int
+	moved map[uintptr]uintptr // old -> new
+	// during, if set, runs inside MigratePage first; if it returns an
+	// error MigratePage fails with it.
+	during func(old, new uintptr) error
+}
+
+func (m *testMigrator) MigratePage(old, new uintptr, order int) error {
+	m.calls++
+	if m.during != nil {
+		if err := m.during(old, new); err != nil {
+			return err
+		}
+	}
+	m.moved[old] = new
+	return nil
+}
+
+func migCount(s *System) int {
+	n := 0
+	s.migs.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
+// TestMigratorSideTable checks that Migrators live only as long as their
+// allocation: FreePages and SetMigrator(nil) drop them, migration moves
+// them to the new page, and the MigratePage-vs-FreePages race (the owner
+// freed old before MigratePage) leaves nothing behind.
+func TestMigratorSideTable(t *testing.T) {
+	s := newTest(t, Config{Nodes: 1, BlockSize: 1 << 20, InitialPerNode: 2 << 20, MaxBlocks: 4})
+	m := &testMigrator{s: s, moved: map[uintptr]uintptr{}}
+
+	// Free and clear drop the entry (order 0: FreePages leaves the fast path).
+	for _, order := range []int{0, 2} {
+		a, err := s.AllocPages(0, order, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetMigrator(a+123, m) // any address inside the head page
+		if s.migrator(a, s.PageOf(a).loadState()) != m || s.PageOf(a).Flags() != 0 {
+			t.Fatalf("order %d: migrator not set or leaks into Flags", order)
+		}
+		if err := s.FreePages(a, order); err != nil {
+			t.Fatal(err)
+		}
+		if n := migCount(s); n != 0 {
+			t.Fatalf("order %d: %d migrator entries after FreePages", order, n)
+		}
+		a, _ = s.AllocPages(0, order, GFPMovable)
+		s.SetMigrator(a, m)
+		s.SetMigrator(a, nil)
+		if n := migCount(s); n != 0 || s.PageOf(a).loadState()&pgMigrator != 0 {
+			t.Fatalf("order %d: SetMigrator(nil) left %d entries", order, n)
+		}
+		if s.PageOf(a).Flags() != GFPMovable {
+			t.Fatalf("order %d: Flags %v", order, s.PageOf(a).Flags())
+		}
+		s.FreePages(a, order)
+	}
+	if err := s.setMigrator(s.Base()+3*PageSize, m); err == nil || migCount(s) != 0 {
+		t.Fatal("SetMigrator of a free page accepted")
+	}
+
+	ctx := t.Context()
+	// Migration moves the Migrator to the new page.
+	a, _ := s.AllocPages(0, 1, 0)
+	s.SetMigrator(a, m)
+	blk := s.BlockOf(a)
+	if err := s.Offline(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	na, ok := m.moved[a]
+	if !ok || s.BlockOf(na) == blk || s.PageOf(na).Order() != 1 {
+		t.Fatalf("not migrated: %#x -> %#x", a, na)
+	}
+	if s.migrator(na, s.PageOf(na).loadState()) != m || migCount(s) != 1 {
+		t.Fatalf("migrator not moved to %#x (%d entries)", na, migCount(s))
+	}
+	if err := s.Online(ctx, blk, OnlineKernel); err != nil {
+		t.Fatal(err)
+	}
+
+	// The owner frees old before MigratePage, which then fails: the
+	// offline completes, old and the target are free, no entry is left.
+	s.FreePages(na, 1)
+	a, _ = s.AllocPages(0, 0, 0)
+	s.SetMigrator(a, m)
+	blk = s.BlockOf(a)
+	m.during = func(old, new uintptr) error {
+		if err := s.FreePages(old, 0); err != nil {
+			return err
+		}
+		return errors.New("not mine any more")
+	}
+	if err := s.Offline(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	if n := migCount(s); n != 0 {
+		t.Fatalf("%d migrator entries after the raced migration", n)
+	}
+	if err := s.Online(ctx, blk, OnlineKernel); err != nil {
+		t.Fatal(err)
+	}
+
+	// The owner clears its Migrator during a successful MigratePage: old
+	// is still freed.
+	a, _ = s.AllocPages(0, 0, 0)
+	s.SetMigrator(a, m)
+	blk = s.BlockOf(a)
+	m.during = func(old, new uintptr) error { s.SetMigrator(old, nil); return nil }
+	if err := s.Offline(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	s.FreePages(m.moved[a], 0)
+	if n := migCount(s); n != 0 {
+		t.Fatalf("%d migrator entries left", n)
+	}
+	checkFree(t, s)
+}
