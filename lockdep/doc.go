@@ -28,10 +28,10 @@
 // # Locks
 //
 // lockdep's own bookkeeping uses raw sync locks, never validated (the
-// kernel's lockdep_lock is an arch spinlock for the same reason):
-// graphMu (graph, subclass nodes) → reportMu (report list, handler); the
-// task and chain shards are leaves taken alone. No user lock is held inside
-// these except the one being acquired.
+// kernel's lockdep_lock is an arch spinlock for the same reason): graphMu
+// (graph, subclass nodes), reportMu (report list, handler), and the task
+// and chain shard locks. Each is taken alone, never nested in another, and
+// none is held while a report handler runs.
 //
 // # Invariants
 //

@@ -201,8 +201,8 @@ func (rw *RecursiveRWMutex) TryLock() bool {
 	return ok
 }
 
-// Unlock releases the write lock; unlocking a lock not write-held is
-// reported and refused.
+// Unlock releases the write lock. An unlock by a goroutine that does not
+// hold it is reported; if no writer holds the lock it changes nothing.
 func (rw *RecursiveRWMutex) Unlock() {
 	if enabled.Load() {
 		Release(rw.class, rw.inst())

@@ -291,3 +291,45 @@ func TestBulk(t *testing.T) {
 		t.Fatalf("active %d slabs %d", st.ActiveObjects(), st.Slabs())
 	}
 }
+
+// A prefilled sheaf refuses what Cache.Free refuses, and bad sizes.
+func TestSheafBadInput(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("sheaf-bad", 64, &CacheOptions{Flags: NoMerge})
+	other := e.cache("sheaf-other", 64, &CacheOptions{Flags: NoMerge})
+	sh, err := c.PrefillSheaf(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sh.Alloc()
+	q, _ := other.Alloc()
+	n := sh.Len()
+	for _, bad := range []unsafe.Pointer{unsafe.Pointer(new([64]byte)), unsafe.Add(p, 4), q} {
+		sh.Free(bad)
+		if got := e.invalid(); len(got) != 1 {
+			t.Fatalf("sheaf free of %p: %+v", bad, got)
+		}
+		if sh.Len() != n {
+			t.Fatalf("refused free changed the sheaf: %d != %d", sh.Len(), n)
+		}
+	}
+	sh.Free(p)
+	sh.Free(p)
+	if got := e.invalid(); len(got) != 1 || got[0].Fault != "double free" {
+		t.Fatalf("sheaf double free: %+v", got)
+	}
+	for _, n := range []int{0, -1, 1<<16 + 1} {
+		if err := sh.Refill(n); !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("Refill(%d): %v", n, err)
+		}
+		if _, err := c.PrefillSheaf(n); !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("PrefillSheaf(%d): %v", n, err)
+		}
+	}
+	sh.Return()
+	other.Free(q)
+	c.Shrink()
+	if st := c.Stats(); st.Slabs() != 0 {
+		t.Fatalf("%d slabs left", st.Slabs())
+	}
+}
