@@ -138,7 +138,7 @@ func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
 // a wrong order, a double free) it returns an error wrapping
 // syscall.EINVAL and changes nothing. Freeing into a block that is being
 // offlined is allowed: the pages become free and isolated. It clears the
-// pages' Private and Migrator. Order-0 frees go to the calling P's list
+// pages' Owner words and Migrator. Order-0 frees go to the calling P's list
 // unless the block is isolated or the page has a Migrator. Kernel:
 // __free_pages() / free_unref_page().
 func (s *System) FreePages(addr uintptr, order int) error {
@@ -165,7 +165,7 @@ func (s *System) FreePages(addr uintptr, order int) error {
 					percpu.Unpin()
 					return errnoErr(syscall.EINVAL, "free of %#x: concurrent free", addr)
 				}
-				pg.Private = nil
+				pg.Owner = [4]uint64{}
 				pstore(&l.pages[c], addr)
 				pstore(&l.count, c+1)
 				pstore(&pp.frees, pload(&pp.frees)+1)
@@ -194,7 +194,7 @@ func (s *System) freeSlow(b *block, pg *Page, addr uintptr, order int) error {
 			break
 		}
 	}
-	pg.Private = nil
+	clearOwners(pg, order)
 	if st&pgMigrator != 0 {
 		// Before the page can be reallocated (and get a new entry).
 		s.migs.Delete(addr)

@@ -17,16 +17,18 @@
 //     state (offline, going-offline, online), zone, isolation flag. The
 //     range holds fewer than 2^32 pages (under 16 TiB).
 //   - struct page (Page), one per page of every present block, in a Go
-//     slice per block. It has exactly one word the garbage collector
-//     scans, the owner's Private (a System with 2 GiB of blocks adds
-//     512K words to every GC cycle, not 2.6M). Everything else about a
-//     page is pointer-free or kept aside: the free-list links are page
-//     frame numbers (pfn = (addr-Base)>>PageShift, nilPFN for none)
-//     resolved through the block table; the Page's block is found from
-//     its index in the block via a sentinel Page in front of the
-//     block's slice, whose Private points to the block; Migrators are
-//     in a per-System side table (sync.Map by address), present exactly
-//     while the head's state has the pgMigrator bit.
+//     slice per block. Page holds no pointer, so those slices are noscan
+//     memory and cost the garbage collector nothing however much memory
+//     is present (a System with 2 GiB of blocks used to add 2.6M scanned
+//     words to every cycle). Everything about a page is a number or kept
+//     aside: the free-list links are page frame numbers (pfn =
+//     (addr-Base)>>PageShift, nilPFN for none) resolved through the block
+//     table; the Page's block is found from its index in the block via a
+//     sentinel Page in front of the block's slice, whose idx is the
+//     block's index; the owner's metadata are four Owner words (slab
+//     keeps its slab header there); Migrators are in a per-System side
+//     table (sync.Map by address), present exactly while the head's
+//     state has the pgMigrator bit.
 //   - Per node and zone (Normal, Movable) a buddy allocator of 4 KiB
 //     pages, orders 0..MaxOrder, never merging across blocks.
 //   - Per P and per (node, zone) a stack of free order-0 pages.
@@ -93,7 +95,7 @@
 //     of a non-isolated block), a free chunk of an isolated block, one
 //     P's list (order 0), an allocation. Only heads have a non-zero state
 //     (kind, order, GFPMovable, pgMigrator); tails read pgNone.
-//   - Page has one pointer word, Private (TestPageOnePointer). A free
+//   - Page has no pointer (TestPagePointerFree). A free
 //     head on a zone list links by pfn to heads of the same zone and
 //     order (zone lock); a pfn on a list is in a present, online block.
 //   - pgMigrator is set only on an allocation's head, after its entry is

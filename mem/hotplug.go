@@ -475,7 +475,7 @@ func (s *System) migrate(b *block, pg *Page, st uint32, m Migrator) error {
 			break
 		}
 		if pg.casState(cur, mkState(pgPcp, 0, 0)) {
-			pg.Private = nil
+			clearOwners(pg, order)
 			if cur&pgMigrator != 0 {
 				s.migs.Delete(old)
 			}

@@ -9,12 +9,14 @@ import (
 
 // Page is the metadata of one 4 KiB page: the kernel's struct page. Every
 // present block has one Page per page, reached from an address by
-// arithmetic (PageOf). Only Private is the owner's.
+// arithmetic (PageOf). Only Owner is the owner's.
 //
-// Private is the only pointer: the garbage collector scans one word per
-// page, not five. The free-list links are page frame numbers, the block
-// is found from idx (see block.pages), and Migrators live in a side table
-// (System.migs) flagged by a state bit.
+// Page holds no pointer at all, so the per-block arrays of Pages are
+// noscan memory the garbage collector never reads: the free-list links
+// are page frame numbers, the block is found from idx (see block.pages),
+// Migrators live in a side table (System.migs) flagged by a state bit, and
+// an owner keeps its metadata in Owner as numbers (slab keeps its struct
+// slab there, as the kernel overlays struct slab on struct page).
 type Page struct {
 	// state packs kind (bits 0-3), order (4-7), the allocation's GFP
 	// flags (8-15) and pgMigrator (bit 16). Only the head page of a free
@@ -27,9 +29,10 @@ type Page struct {
 	// next, prev link a free head on its zone's free list (zone lock):
 	// page frame numbers (pfn: (addr-Base)>>PageShift), nilPFN for none.
 	next, prev uint32
-	// Private is the owner's data (slab keeps its *slab here on every
-	// page of a slab). mem only clears it when the page is freed.
-	Private unsafe.Pointer
+	// Owner is the allocation owner's: four pointer-free words (the
+	// union in struct page that struct slab overlays). FreePages zeroes
+	// the Owner of every page of the allocation; mem never reads it.
+	Owner [4]uint64
 }
 
 // nilPFN is the null free-list link. New limits the range to fewer than
@@ -88,20 +91,16 @@ func (p *Page) Flags() GFP {
 	return stGFP(st)
 }
 
-// Node returns the node of the block holding p.
-func (p *Page) Node() int { return p.block().node }
-
-// Block returns the index of the block holding p.
-func (p *Page) Block() int { return p.block().index }
-
-// Addr returns the address of the page p describes.
-func (p *Page) Addr() uintptr { return p.block().pageAddr(int(p.idx)) }
-
-// block returns the block holding p: the sentinel Page in front of the
-// block's pages (same allocation) keeps the *block in its Private.
-func (p *Page) block() *block {
-	return (*block)((*Page)(unsafe.Add(unsafe.Pointer(p), -int(p.idx+1)*int(pageSize))).Private)
+// pageBlock returns the block holding p: the sentinel Page in front of the
+// block's pages (same allocation) keeps the block's index in its idx.
+func (s *System) pageBlock(p *Page) *block {
+	sentinel := (*Page)(unsafe.Add(unsafe.Pointer(p), -int(p.idx+1)*int(pageSize)))
+	return s.blocks[sentinel.idx].Load()
 }
+
+// PageAddr returns the address of the page p describes; p must be a Page
+// of a present block (from PageOf or PFNPage). Kernel: page_address().
+func (s *System) PageAddr(p *Page) uintptr { return s.pageBlock(p).pageAddr(int(p.idx)) }
 
 // block is a memory block: the kernel's struct memory_block plus the
 // struct pages of its range.
@@ -123,8 +122,8 @@ type block struct {
 	// or not (zone lock).
 	nrFree atomic.Int64
 	// pages[i] describes page i. The slice starts one element into its
-	// array: element -1 is a sentinel whose Private points to the block,
-	// so (*Page).block needs no pointer in every Page.
+	// array: element -1 is a sentinel whose idx is the block's index, so
+	// a Page leads to its block (pageBlock) without a pointer.
 	pages []Page
 }
 
@@ -135,7 +134,7 @@ func (s *System) newBlock(i, node int) *block {
 	b := &block{index: i, node: node, addr: s.base + uintptr(i)<<s.blockShift,
 		pfn: uint32(i << (s.blockShift - PageShift))}
 	all := make([]Page, s.pagesPerBlock+1)
-	all[0].Private = unsafe.Pointer(b)
+	all[0].idx = uint32(i)
 	b.pages = all[1:]
 	for j := range b.pages {
 		pg := &b.pages[j]
@@ -166,6 +165,27 @@ func (s *System) lookup(addr uintptr) (*block, *Page) {
 		return nil, nil
 	}
 	return b, &b.pages[(off>>PageShift)&uintptr(s.pagesPerBlock-1)]
+}
+
+// PFNOf returns the page frame number of addr: its page's index in the
+// range, (addr-Base)>>PageShift. addr must be in the range (Base, Size).
+// Kernel: virt_to_pfn().
+func (s *System) PFNOf(addr uintptr) uint32 { return uint32((addr - s.base) >> PageShift) }
+
+// PFNAddr returns the address of page frame pfn. Kernel: pfn_to_virt().
+func (s *System) PFNAddr(pfn uint32) uintptr { return s.base + uintptr(pfn)<<PageShift }
+
+// PFNPage returns the Page of page frame pfn, or nil if pfn is outside
+// the range or in a block that is not present. Kernel: pfn_to_page().
+func (s *System) PFNPage(pfn uint32) *Page {
+	if uintptr(pfn) >= s.size>>PageShift {
+		return nil
+	}
+	b := s.blocks[pfn>>(s.blockShift-PageShift)].Load()
+	if b == nil {
+		return nil
+	}
+	return &b.pages[pfn&uint32(s.pagesPerBlock-1)]
 }
 
 // pfnPage returns the block and Page of page frame pfn, which must be in
@@ -200,4 +220,13 @@ func (s *System) BlockOf(addr uintptr) int {
 		return -1
 	}
 	return i
+}
+
+// clearOwners zeroes the Owner words of the 2^order pages headed by head
+// (an allocation never crosses a block, so they are consecutive Pages).
+func clearOwners(head *Page, order int) {
+	pages := unsafe.Slice(head, 1<<order)
+	for i := range pages {
+		pages[i].Owner = [4]uint64{}
+	}
 }

@@ -26,33 +26,25 @@ func hasPointers(t reflect.Type) bool {
 	return false
 }
 
-// TestPageOnePointer checks that struct page costs the collector one word
-// per page: Private is its only pointer-containing field.
-func TestPageOnePointer(t *testing.T) {
+// TestPagePointerFree checks that struct page costs the collector nothing:
+// no field holds a pointer, so the per-block Page arrays are noscan.
+func TestPagePointerFree(t *testing.T) {
 	pt := reflect.TypeFor[Page]()
-	for i := range pt.NumField() {
-		f := pt.Field(i)
-		if f.Name == "Private" {
-			if f.Type.Kind() != reflect.UnsafePointer {
-				t.Errorf("Page.Private is %v, want unsafe.Pointer", f.Type)
+	if hasPointers(pt) {
+		for i := range pt.NumField() {
+			if f := pt.Field(i); hasPointers(f.Type) {
+				t.Errorf("Page.%s (%v) contains a pointer", f.Name, f.Type)
 			}
-			continue
-		}
-		if hasPointers(f.Type) {
-			t.Errorf("Page.%s (%v) contains a pointer: only Private may", f.Name, f.Type)
 		}
 	}
-	if f, ok := pt.FieldByName("Private"); !ok || f.Type.Kind() != reflect.UnsafePointer {
-		t.Fatal("Page has no unsafe.Pointer field Private")
-	}
-	if got := unsafe.Sizeof(Page{}); got > 24 {
-		t.Errorf("sizeof(Page) = %d, want <= 24", got)
+	if got := unsafe.Sizeof(Page{}); got > 48 {
+		t.Errorf("sizeof(Page) = %d, want <= 48", got)
 	}
 }
 
-// TestPageBlockAddr checks Page.Block, Node and Addr (derived from the
-// page's index in its block) against PageOf for every page of a block
-// and both ends of every block.
+// TestPageBlockAddr checks PageAddr (derived from the page's index in its
+// block and the sentinel), PFNOf, PFNAddr and PFNPage against PageOf for
+// every page of every block.
 func TestPageBlockAddr(t *testing.T) {
 	s := newTest(t, Config{Nodes: 2, BlockSize: 1 << 20, InitialPerNode: 2 << 20, MaxBlocks: 16})
 	blocks := s.Blocks()
@@ -64,9 +56,13 @@ func TestPageBlockAddr(t *testing.T) {
 		for off := uintptr(0); off < uintptr(s.BlockSize()); off += PageSize {
 			a := start + off
 			pg := s.PageOf(a)
-			if pg.Addr() != a || pg.Block() != bi.Index || pg.Node() != bi.Node {
-				t.Fatalf("page %#x: Addr %#x Block %d Node %d, want block %d node %d",
-					a, pg.Addr(), pg.Block(), pg.Node(), bi.Index, bi.Node)
+			if s.PageAddr(pg) != a || s.BlockOf(a) != bi.Index || s.PageNode(a) != bi.Node {
+				t.Fatalf("page %#x: PageAddr %#x BlockOf %d PageNode %d, want block %d node %d",
+					a, s.PageAddr(pg), s.BlockOf(a), s.PageNode(a), bi.Index, bi.Node)
+			}
+			pfn := s.PFNOf(a)
+			if s.PFNAddr(pfn) != a || s.PFNPage(pfn) != pg {
+				t.Fatalf("page %#x: pfn %d maps back to %#x / another Page", a, pfn, s.PFNAddr(pfn))
 			}
 			if s.PageOf(a+PageSize-1) != pg {
 				t.Fatalf("page %#x: last byte maps to another Page", a)
@@ -204,4 +200,28 @@ func TestMigratorSideTable(t *testing.T) {
 		t.Fatalf("%d migrator entries left", n)
 	}
 	checkFree(t, s)
+}
+
+// TestFreeClearsOwner checks that FreePages zeroes the Owner words of every
+// page of the allocation, on the per-P fast path (order 0) and the buddy
+// path, so the next owner never reads a stale header.
+func TestFreeClearsOwner(t *testing.T) {
+	s := newTest(t, Config{Nodes: 1, BlockSize: 1 << 20, InitialPerNode: 1 << 20, MaxBlocks: 4})
+	for _, order := range []int{0, 2} {
+		addr, err := s.AllocPages(0, order, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := uintptr(0); i < 1<<order; i++ {
+			s.PageOf(addr + i*PageSize).Owner = [4]uint64{1, 2, 3, 4}
+		}
+		if err := s.FreePages(addr, order); err != nil {
+			t.Fatal(err)
+		}
+		for i := uintptr(0); i < 1<<order; i++ {
+			if o := s.PageOf(addr + i*PageSize).Owner; o != [4]uint64{} {
+				t.Errorf("order %d: page %d keeps Owner %v after free", order, i, o)
+			}
+		}
+	}
 }

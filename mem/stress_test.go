@@ -125,7 +125,7 @@ func TestStressHotplug(t *testing.T) {
 					continue
 				}
 				pg := s.PageOf(addr)
-				if pg == nil || BlockState(pg.block().state.Load()) == BlockOffline {
+				if pg == nil || BlockState(s.pageBlock(pg).state.Load()) == BlockOffline {
 					t.Errorf("page %#x from an absent or offline block", addr)
 					continue
 				}
@@ -206,7 +206,7 @@ func TestStressHotplug(t *testing.T) {
 		if m := s.migrator(k.(uintptr), pg.loadState()); m != nil {
 			sa, st = m.(*stressSlot).addr, m.(*stressSlot).tag
 		}
-		t.Errorf("page %#x still owned (tag %x); block %d state %x slot addr %#x tag %x", k, v, pg.Block(), pg.loadState(), sa, st)
+		t.Errorf("page %#x still owned (tag %x); block %d state %x slot addr %#x tag %x", k, v, s.BlockOf(k.(uintptr)), pg.loadState(), sa, st)
 		return true
 	})
 	checkFree(t, s)

@@ -309,7 +309,7 @@ type BlockInfo struct {
 // offlined, mem allocates a new page of the same order elsewhere and calls
 // MigratePage: the owner copies the contents from old to new (mem does
 // NOT copy: only the owner knows how to stop its writers), repoints its
-// references to new, sets new's Page.Private if it uses it, and returns
+// references to new, sets new's Page.Owner words if it uses them, and returns
 // nil. mem then frees old and transfers the Migrator to new. On error mem
 // frees new and retries later (Offline keeps trying until its context is
 // cancelled). MigratePage can race with the owner's own FreePages of old

@@ -230,7 +230,7 @@ func (k *cache) disposeSheaf(sh *sheaf) {
 	node := a.localNode(0)
 	if sh.n > 0 {
 		if s, _ := a.slabOf(sh.objs[0]); s != nil {
-			node = s.node
+			node = int(s.node)
 		}
 	}
 	cn := k.nodes[node].Load()
@@ -278,7 +278,7 @@ func (k *cache) refill(sh *sheaf, node int, gfp GFP, want int) error {
 			sh.n++
 		}
 		if s.freelist != 0 {
-			cn.partial.push(s)
+			cn.partial.push(k.a, s)
 		}
 		// More partial slabs may have appeared meanwhile.
 		k.takePartialLocked(cn, sh, want)
@@ -288,23 +288,25 @@ func (k *cache) refill(sh *sheaf, node int, gfp GFP, want int) error {
 }
 
 // takeObjLocked pops one object off s. Called with its node's list_lock.
-func (k *cache) takeObjLocked(cn *cacheNode, s *slab) uintptr {
-	obj := s.freelist
-	s.freelist = k.getFree(obj)
+func (k *cache) takeObjLocked(cn *cacheNode, s *slabHdr) uintptr {
+	obj := k.popFree(s)
 	s.inuse++
 	cn.nrFree--
 	return obj
 }
 
 func (k *cache) takePartialLocked(cn *cacheNode, sh *sheaf, want int) {
-	for sh.n < want && cn.partial.head != nil {
-		s := cn.partial.head
+	for sh.n < want {
+		s := cn.partial.first(k.a)
+		if s == nil {
+			return
+		}
 		for sh.n < want && s.freelist != 0 {
 			sh.objs[sh.n] = k.takeObjLocked(cn, s)
 			sh.n++
 		}
 		if s.freelist == 0 {
-			cn.partial.remove(s)
+			cn.partial.remove(k.a, s)
 		}
 	}
 }
@@ -334,8 +336,8 @@ func (c *Cache) Free(p unsafe.Pointer) {
 		c.badFree(addr)
 		return
 	}
-	s := (*slab)(pg.Private)
-	if s == nil || s.cache != k || !k.objStart(s, addr) {
+	h := hdr(pg)
+	if h.cache != k.id || !k.objStart(h.base, addr) {
 		c.badFree(addr)
 		return
 	}
@@ -343,7 +345,7 @@ func (c *Cache) Free(p unsafe.Pointer) {
 	if a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 		pc := &k.pcpu[pid]
 		raceAcquire(unsafe.Pointer(pc))
-		if m := pc.main; m != nil && s.node == int(a.memNode[pid].Load()) {
+		if m := pc.main; m != nil && int32(h.node) == a.memNode[pid].Load() {
 			if m.n > 0 && m.objs[m.n-1] == addr {
 				raceReleaseMerge(unsafe.Pointer(pc))
 				percpu.Unpin()
@@ -362,7 +364,7 @@ func (c *Cache) Free(p unsafe.Pointer) {
 		raceReleaseMerge(unsafe.Pointer(pc))
 	}
 	percpu.Unpin()
-	k.freeSlow(c.name, s, addr)
+	k.freeSlow(c.name, int(h.node), h.base, addr)
 }
 
 // badFree reports why addr cannot be freed to c.
@@ -371,8 +373,11 @@ func (c *Cache) badFree(addr uintptr) {
 	s, why := a.slabOf(addr)
 	switch {
 	case s == nil:
-	case s.cache != c.c:
-		why = "object belongs to cache " + s.cache.name
+	case s.cache != c.c.id:
+		why = "object belongs to another cache"
+		if o := a.cacheOf(s.cache); o != nil {
+			why = "object belongs to cache " + o.name
+		}
 	default:
 		why = "not the start of an object"
 	}
@@ -381,7 +386,7 @@ func (c *Cache) badFree(addr uintptr) {
 
 // freeSlow: the P's main sheaf is full (or absent), or the object is
 // remote. Kernel: __pcs_replace_full_main() / __slab_free().
-func (k *cache) freeSlow(name string, s *slab, addr uintptr) {
+func (k *cache) freeSlow(name string, node int, base, addr uintptr) {
 	a := k.a
 	for {
 		gen := a.flushGen.Load()
@@ -393,16 +398,16 @@ func (k *cache) freeSlow(name string, s *slab, addr uintptr) {
 		}
 		if uint(pid) >= uint(len(k.pcpu)) {
 			percpu.Unpin()
-			k.freeToSlab(name, s, addr)
+			k.freeToSlab(name, node, base, addr)
 			return
 		}
 		pc := &k.pcpu[pid]
 		raceAcquire(unsafe.Pointer(pc))
-		if s.node != int(a.memNode[pid].Load()) {
+		if node != int(a.memNode[pid].Load()) {
 			statAdd(&pc.stat[FreeRemote], 1)
 			raceReleaseMerge(unsafe.Pointer(pc))
 			percpu.Unpin()
-			k.freeToSlab(name, s, addr)
+			k.freeToSlab(name, node, base, addr)
 			return
 		}
 		statAdd(&pc.stat[FreeSlowpath], 1)
@@ -467,10 +472,11 @@ func (k *cache) getEmptySheaf(node int, full *sheaf) *sheaf {
 // freeToSlab puts one object back on its slab under the node's list_lock
 // and frees the slab if it became empty and the node has enough partial
 // slabs. Kernel: __slab_free() / discard_slab().
-func (k *cache) freeToSlab(name string, s *slab, addr uintptr) {
-	cn := k.nodes[s.node].Load()
+func (k *cache) freeToSlab(name string, node int, base, addr uintptr) {
+	cn := k.nodes[node].Load()
 	cn.listLock.Lock()
-	if s.inuse == 0 || s.freelist == addr {
+	s := k.a.headHdr(base)
+	if s.cache != k.id || s.base != base || s.inuse == 0 || s.freelist == uint32(addr-base)+1 {
 		cn.listLock.Unlock()
 		k.a.invalidFree(name, addr, "double free")
 		return
@@ -484,16 +490,15 @@ func (k *cache) freeToSlab(name string, s *slab, addr uintptr) {
 
 // putObjLocked returns addr to s; it returns s if s is now empty and must
 // be discarded. Called with the node's list_lock.
-func (k *cache) putObjLocked(cn *cacheNode, s *slab, addr uintptr) *slab {
-	k.setFree(addr, s.freelist)
-	s.freelist = addr
+func (k *cache) putObjLocked(cn *cacheNode, s *slabHdr, addr uintptr) *slabHdr {
+	k.pushFree(s, addr)
 	s.inuse--
 	cn.nrFree++
 	if !s.onList {
-		cn.partial.push(s)
+		cn.partial.push(k.a, s)
 	}
 	if s.inuse == 0 && cn.partial.n > k.minPartial {
-		cn.partial.remove(s)
+		cn.partial.remove(k.a, s)
 		cn.nrSlabs--
 		cn.nrFree -= int64(k.objects)
 		return s
@@ -507,7 +512,7 @@ func (k *cache) flushSheaf(sh *sheaf) {
 	if sh.n == 0 {
 		return
 	}
-	var discard []*slab
+	var discard []*slabHdr
 	var cn *cacheNode
 	for i := 0; i < sh.n; i++ {
 		addr := sh.objs[i]
@@ -573,12 +578,12 @@ func (k *cache) shrinkNodes() {
 		if cn == nil {
 			continue
 		}
-		var discard []*slab
+		var discard []*slabHdr
 		cn.listLock.Lock()
-		for s := cn.partial.head; s != nil; {
-			next := s.next
+		for s := cn.partial.first(k.a); s != nil; {
+			next := k.a.nextOf(s)
 			if s.inuse == 0 {
-				cn.partial.remove(s)
+				cn.partial.remove(k.a, s)
 				cn.nrSlabs--
 				cn.nrFree -= int64(k.objects)
 				discard = append(discard, s)

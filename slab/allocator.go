@@ -73,7 +73,11 @@ type Allocator struct {
 	caches    []*cache          // underlying caches, creation order
 	byName    map[string]*Cache // every live handle (aliases included)
 	slabNodes []bool            // nodes every cache has a structure for
-	nextID    int
+	nextID    uint32            // next cache id; ids start at 1, never reused
+
+	// table maps a cache id (kept in every slab page) to its cache, for
+	// kfree and ksize. Copy-on-write under slab_mutex; read lock-free.
+	table atomic.Pointer[[]*cache]
 
 	// Per-P flush protocol: the owner P touches its sheaves only pinned
 	// and after seeing flushing == 0; a flusher holds flushMu, sets
@@ -102,7 +106,8 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	if sys == nil {
 		return nil, fmt.Errorf("slab: nil memory system: %w", syscall.EINVAL)
 	}
-	a := &Allocator{sys: sys, byName: make(map[string]*Cache)}
+	a := &Allocator{sys: sys, byName: make(map[string]*Cache), nextID: 1}
+	a.table.Store(new([]*cache))
 	if opts != nil {
 		a.onInvalid = opts.OnInvalidFree
 		a.log = opts.Logger
@@ -301,3 +306,10 @@ func (a *Allocator) Lookup(name string) (*Cache, bool) {
 }
 
 var errNoNode = errors.New("slab: node has no structure")
+
+// publishTable replaces the cache table with change applied to a copy of
+// it. Called with slab_mutex held.
+func (a *Allocator) publishTable(change func([]*cache) []*cache) {
+	t := change(append([]*cache(nil), *a.table.Load()...))
+	a.table.Store(&t)
+}

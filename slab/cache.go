@@ -73,7 +73,7 @@ type Cache struct {
 // cache is an underlying cache (the kernel's struct kmem_cache).
 type cache struct {
 	a          *Allocator
-	id         int
+	id         uint32   // index in Allocator.table, kept in every slab page
 	name       string   // first name
 	names      []string // every live name, first one first (slab_mutex)
 	refcount   int      // live handles (slab_mutex)
@@ -267,6 +267,13 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	}
 	k.slabBytes = uintptr(objs * slot)
 	a.nextID++
+	a.publishTable(func(t []*cache) []*cache {
+		for uint32(len(t)) <= k.id {
+			t = append(t, nil)
+		}
+		t[k.id] = k
+		return t
+	})
 	// min_partial = ilog2(size)/2 clamped to [5, 10], as the kernel.
 	k.minPartial = min(max(bits.Len(uint(slot))/2, 5), 10)
 	k.pcpu = make([]pcpuSheaves, len(a.memNode))
@@ -286,7 +293,7 @@ func (k *cache) initNode(n int) {
 	if k.nodes[n].Load() != nil {
 		return
 	}
-	cn := &cacheNode{node: n}
+	cn := &cacheNode{node: n, partial: slabList{head: nilPFN}}
 	cn.listLock.Init(listLockClass)
 	cn.barnLock.Init(barnLockClass)
 	k.nodes[n].Store(cn)
@@ -433,6 +440,10 @@ func (c *Cache) Destroy() error {
 			break
 		}
 	}
+	a.publishTable(func(t []*cache) []*cache {
+		t[k.id] = nil
+		return t
+	})
 	c.dead.Store(true)
 	return nil
 }

@@ -97,7 +97,7 @@ func (a *Allocator) KmallocNode(size, node int, gfp GFP) (unsafe.Pointer, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: kmalloc %d bytes: %w", ErrNoMemory, size, err)
 	}
-	a.sys.PageOf(addr).Private = unsafe.Pointer(&largeOwners[order])
+	*hdr(a.sys.PageOf(addr)) = slabHdr{cache: largeID, flags: hdrLarge, base: addr}
 	return ptr(addr), nil
 }
 
@@ -113,27 +113,35 @@ func (a *Allocator) Kfree(p unsafe.Pointer) {
 		a.invalidFree("", addr, "pointer is not in hotslab memory")
 		return
 	}
-	po := (*pageOwner)(pg.Private)
+	h := hdr(pg)
 	switch {
-	case po == nil:
+	case h.cache == 0:
 		a.invalidFree("", addr, "not a slab page or kmalloc allocation")
-	case po.large != 0:
-		if addr&(mem.PageSize-1) != 0 {
+	case h.flags&hdrLarge != 0:
+		if addr != h.base {
 			a.invalidFree("", addr, "not the start of a large kmalloc allocation")
 			return
 		}
-		pg.Private = nil
-		if err := a.sys.FreePages(addr, int(po.large-1)); err != nil {
+		// FreePages refuses a concurrent second free of the same
+		// allocation and clears the header.
+		if err := a.sys.FreePages(addr, pg.Order()); err != nil {
 			a.invalidFree("", addr, err.Error())
 		}
 	default:
-		s := (*slab)(unsafe.Pointer(po))
-		h := s.cache.kmallocHandle()
-		if h == nil {
-			a.invalidFree("", addr, "object of non-kmalloc cache "+s.cache.name)
+		k := a.cacheOf(h.cache)
+		var kh *Cache
+		if k != nil {
+			kh = k.kmallocHandle()
+		}
+		if kh == nil {
+			name := "?"
+			if k != nil {
+				name = k.name
+			}
+			a.invalidFree("", addr, "object of non-kmalloc cache "+name)
 			return
 		}
-		h.Free(p)
+		kh.Free(p)
 	}
 }
 
@@ -150,19 +158,26 @@ func (k *cache) kmallocHandle() *Cache {
 // Ksize returns the usable size of a Kmalloc or cache object, 0 for an
 // invalid pointer. Kernel: ksize().
 func (a *Allocator) Ksize(p unsafe.Pointer) int {
-	pg := a.sys.PageOf(uintptr(p))
-	if pg == nil || pg.Private == nil {
+	addr := uintptr(p)
+	pg := a.sys.PageOf(addr)
+	if pg == nil {
 		return 0
 	}
-	po := (*pageOwner)(pg.Private)
-	if po.large != 0 {
-		return mem.PageSize << (po.large - 1)
+	h := hdr(pg)
+	switch {
+	case h.cache == 0:
+		return 0
+	case h.flags&hdrLarge != 0:
+		if addr != h.base {
+			return 0
+		}
+		return mem.PageSize << max(pg.Order(), 0)
 	}
-	s := (*slab)(unsafe.Pointer(po))
-	if !s.cache.objStart(s, uintptr(p)) {
+	k := a.cacheOf(h.cache)
+	if k == nil || !k.objStart(h.base, addr) {
 		return 0
 	}
-	return s.cache.objectSize
+	return k.objectSize
 }
 
 // Krealloc resizes a Kmalloc allocation, moving it when it does not fit;

@@ -13,63 +13,99 @@ func ptr(u uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&u
 func loadWord(addr uintptr) uintptr     { return *(*uintptr)(ptr(addr)) }
 func storeWord(addr uintptr, v uintptr) { *(*uintptr)(ptr(addr)) = v }
 
-// pageOwner is the first field of whatever a mem.Page's Private points to:
-// a slab (large == 0) or a large kmalloc marker (large == order+1).
-type pageOwner struct {
-	large int32
+// slabHdr is the kernel's struct slab, kept — as the kernel overlays struct
+// slab on struct page — in the Owner words of the slab's pages. It is
+// pointer-free: the garbage collector never sees a slab, however many
+// there are. Every page of a slab carries cache, node, flags and base, so
+// the free path validates a pointer from its own page; the remaining
+// fields are used on the head page only and are guarded by the list_lock
+// of the slab's node.
+type slabHdr struct {
+	cache uint32 // owning cache's id (Allocator.table); 0: not a slab page
+	node  uint8
+	flags uint8 // hdrLarge; constant while the page is owned
+	// onList (head page only, list_lock): on its node's partial list.
+	// A byte of its own, apart from the constant fields read unlocked.
+	onList bool
+	base   uintptr // address of the slab's first page
+	// Head page only, list_lock:
+	inuse    uint32 // objects not on the freelist
+	freelist uint32 // offset+1 of the first free object; 0: none
+	next     uint32 // partial list links: head pfns, nilPFN for none
+	prev     uint32
 }
 
-// largeOwners mark the head page of a large kmalloc: slabs with no cache,
-// so a slab lookup on them fails the cache check without a special case.
-var largeOwners [mem.MaxOrder + 1]slab
+const (
+	hdrLarge = 1 << iota // head page of a large kmalloc (no cache)
+
+	// largeID is the cache id of a large kmalloc's head page: no cache
+	// has it, so a slab lookup fails the cache check without a special
+	// case on the hot path.
+	largeID = ^uint32(0)
+	nilPFN  = ^uint32(0)
+)
 
 func init() {
-	for i := range largeOwners {
-		largeOwners[i].large = int32(i + 1)
+	if unsafe.Sizeof(slabHdr{}) > unsafe.Sizeof(mem.Page{}.Owner) {
+		panic("slab: struct slab does not fit in struct page's Owner words")
 	}
 }
 
-// slab is one slab: 1<<order pages holding objects of one cache (the
-// kernel's struct slab). Its fields except cache, base and node are
-// guarded by the list_lock of its node.
-type slab struct {
-	pageOwner
-	cache      *cache
-	base       uintptr
-	node       int
-	inuse      int32   // objects not on the freelist
-	freelist   uintptr // first free object; the next pointer lives in it
-	next, prev *slab   // partial list
-	onList     bool
-}
+// hdr returns the slab header kept in pg.
+func hdr(pg *mem.Page) *slabHdr { return (*slabHdr)(unsafe.Pointer(&pg.Owner)) }
 
-// slabList is a cacheNode's partial list.
+// headHdr returns the header of the slab whose pages start at base.
+func (a *Allocator) headHdr(base uintptr) *slabHdr { return hdr(a.sys.PageOf(base)) }
+
+// pfnHdr returns the header of the slab whose head page is pfn.
+func (a *Allocator) pfnHdr(pfn uint32) *slabHdr { return hdr(a.sys.PFNPage(pfn)) }
+
+// slabList is a cacheNode's partial list, linked through the head pages'
+// headers by pfn.
 type slabList struct {
-	head *slab
+	head uint32
 	n    int
 }
 
-func (l *slabList) push(s *slab) {
-	s.prev, s.next = nil, l.head
-	if l.head != nil {
-		l.head.prev = s
+func (l *slabList) push(a *Allocator, s *slabHdr) {
+	pfn := a.sys.PFNOf(s.base)
+	s.prev, s.next = nilPFN, l.head
+	if l.head != nilPFN {
+		a.pfnHdr(l.head).prev = pfn
 	}
-	l.head = s
+	l.head = pfn
 	s.onList = true
 	l.n++
 }
 
-func (l *slabList) remove(s *slab) {
-	if s.prev != nil {
-		s.prev.next = s.next
+func (l *slabList) remove(a *Allocator, s *slabHdr) {
+	if s.prev != nilPFN {
+		a.pfnHdr(s.prev).next = s.next
 	} else {
 		l.head = s.next
 	}
-	if s.next != nil {
-		s.next.prev = s.prev
+	if s.next != nilPFN {
+		a.pfnHdr(s.next).prev = s.prev
 	}
-	s.next, s.prev, s.onList = nil, nil, false
+	s.next, s.prev = nilPFN, nilPFN
+	s.onList = false
 	l.n--
+}
+
+// first returns the first slab on the list, or nil.
+func (l *slabList) first(a *Allocator) *slabHdr {
+	if l.head == nilPFN {
+		return nil
+	}
+	return a.pfnHdr(l.head)
+}
+
+// nextOf returns the slab after s on the list, or nil.
+func (a *Allocator) nextOf(s *slabHdr) *slabHdr {
+	if s.next == nilPFN {
+		return nil
+	}
+	return a.pfnHdr(s.next)
 }
 
 // The free pointer is stored XOR-ed with a per-cache random value and its
@@ -85,28 +121,62 @@ func (k *cache) setFree(obj, next uintptr) {
 	storeWord(fp, next^k.random^fp)
 }
 
-// slabOf returns the slab holding addr, or nil with the reason.
-// Kernel: virt_to_slab().
-func (a *Allocator) slabOf(addr uintptr) (*slab, string) {
+// popFree takes the first object off s's freelist (list_lock held; the
+// freelist is not empty).
+func (k *cache) popFree(s *slabHdr) uintptr {
+	obj := s.base + uintptr(s.freelist-1)
+	if next := k.getFree(obj); next != 0 {
+		s.freelist = uint32(next-s.base) + 1
+	} else {
+		s.freelist = 0
+	}
+	return obj
+}
+
+// pushFree puts obj at the head of s's freelist (list_lock held).
+func (k *cache) pushFree(s *slabHdr, obj uintptr) {
+	var next uintptr
+	if s.freelist != 0 {
+		next = s.base + uintptr(s.freelist-1)
+	}
+	k.setFree(obj, next)
+	s.freelist = uint32(obj-s.base) + 1
+}
+
+// slabOf returns the head header of the slab holding addr, or nil with the
+// reason. Kernel: virt_to_slab().
+func (a *Allocator) slabOf(addr uintptr) (*slabHdr, string) {
 	pg := a.sys.PageOf(addr)
 	if pg == nil {
 		return nil, "pointer is not in hotslab memory"
 	}
-	po := (*pageOwner)(pg.Private)
-	if po == nil {
+	h := hdr(pg)
+	switch {
+	case h.cache == 0:
 		return nil, "not a slab page"
-	}
-	if po.large != 0 {
+	case h.flags&hdrLarge != 0:
 		return nil, "a large kmalloc allocation, not a slab object"
 	}
-	return (*slab)(unsafe.Pointer(po)), ""
+	if h.base != addr&^(mem.PageSize-1) {
+		h = a.headHdr(h.base)
+	}
+	return h, ""
 }
 
-// objStart reports whether addr is the start of an object slot of s.
-// Kernel: obj_to_index() with its reciprocal division (a mask for
-// power-of-two slots).
-func (k *cache) objStart(s *slab, addr uintptr) bool {
-	off := addr - s.base
+// cacheOf returns the cache whose id is id, or nil.
+func (a *Allocator) cacheOf(id uint32) *cache {
+	t := *a.table.Load()
+	if uint64(id) >= uint64(len(t)) {
+		return nil
+	}
+	return t[id]
+}
+
+// objStart reports whether addr is the start of an object slot of the
+// slab at base. Kernel: obj_to_index() with its reciprocal division (a
+// mask for power-of-two slots).
+func (k *cache) objStart(base, addr uintptr) bool {
+	off := addr - base
 	if k.sizeMask != 0 {
 		return off&k.sizeMask == 0 && off < k.slabBytes
 	}
@@ -114,18 +184,22 @@ func (k *cache) objStart(s *slab, addr uintptr) bool {
 	return idx < uint64(k.objects) && idx*uint64(k.size) == uint64(off)
 }
 
-// newSlab takes pages from the page allocator and threads the freelist
-// through its objects, calling the constructor. Kernel: allocate_slab().
-func (k *cache) newSlab(node int, gfp mem.GFP) (*slab, error) {
+// newSlab takes pages from the page allocator, writes the slab header into
+// every page and threads the freelist through the objects, calling the
+// constructor. Kernel: allocate_slab().
+func (k *cache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 	sys := k.a.sys
 	addr, err := sys.AllocPages(node, k.order, gfp)
 	if err != nil {
 		return nil, err
 	}
-	s := &slab{cache: k, base: addr, node: sys.PageNode(addr)}
-	for i := 0; i < 1<<k.order; i++ {
-		sys.PageOf(addr + uintptr(i)<<mem.PageShift).Private = unsafe.Pointer(s)
+	head := sys.PageOf(addr)
+	tmpl := slabHdr{cache: k.id, node: uint8(sys.PageNode(addr)), base: addr, next: nilPFN, prev: nilPFN}
+	pages := unsafe.Slice(head, 1<<k.order)
+	for i := range pages {
+		*hdr(&pages[i]) = tmpl
 	}
+	s := hdr(head)
 	var next uintptr
 	for i := k.objects - 1; i >= 0; i-- {
 		obj := addr + uintptr(i*k.size)
@@ -135,17 +209,14 @@ func (k *cache) newSlab(node int, gfp mem.GFP) (*slab, error) {
 		k.setFree(obj, next)
 		next = obj
 	}
-	s.freelist = next
+	s.freelist = 1
 	return s, nil
 }
 
-// discardSlab gives an empty slab's pages back. Kernel: discard_slab().
-func (k *cache) discardSlab(s *slab) {
-	sys := k.a.sys
-	for i := 0; i < 1<<k.order; i++ {
-		sys.PageOf(s.base + uintptr(i)<<mem.PageShift).Private = nil
-	}
-	if err := sys.FreePages(s.base, k.order); err != nil {
+// discardSlab gives an empty slab's pages back (FreePages clears the
+// headers). Kernel: discard_slab().
+func (k *cache) discardSlab(s *slabHdr) {
+	if err := k.a.sys.FreePages(s.base, k.order); err != nil {
 		k.a.log.Error("slab: freeing slab pages", "cache", k.name, "addr", s.base, "err", err)
 	}
 	k.a.statUnpinned(k, FreeSlab)

@@ -78,9 +78,9 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 		s.c.badFree(addr)
 		return
 	}
-	sl := (*slab)(pg.Private)
+	h := hdr(pg)
 	switch {
-	case sl == nil || sl.cache != k || !k.objStart(sl, addr):
+	case h.cache != k.id || !k.objStart(h.base, addr):
 		s.c.badFree(addr)
 	case sh.n > 0 && sh.objs[sh.n-1] == addr:
 		k.a.invalidFree(s.c.name, addr, "double free")
@@ -163,26 +163,29 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 	a := k.a
 	// Validate first, caching the slab of the previous object, and note
 	// whether all objects are of one node.
-	var last *slab
-	var lastEnd uintptr
+	var base, end uintptr
 	node := -1
 	for _, p := range objs {
 		addr := uintptr(p)
-		s := last
-		if s == nil || addr < s.base || addr >= lastEnd {
-			s, _ = a.slabOf(addr)
-			if s == nil || s.cache != k {
+		if addr-base >= end-base {
+			pg := a.sys.PageOf(addr)
+			if pg == nil {
 				node = -2
 				break
 			}
-			last, lastEnd = s, s.base+uintptr(mem.PageSize<<k.order)
+			h := hdr(pg)
+			if h.cache != k.id {
+				node = -2
+				break
+			}
+			base, end = h.base, h.base+k.slabBytes
 			if node == -1 {
-				node = s.node
-			} else if node != s.node {
+				node = int(h.node)
+			} else if node != int(h.node) {
 				node = -3
 			}
 		}
-		if !k.objStart(s, addr) {
+		if !k.objStart(base, addr) {
 			node = -2
 			break
 		}
