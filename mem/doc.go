@@ -12,23 +12,26 @@
 //     hot-add, made read-write on online, discarded (MADV_DONTNEED, and a
 //     punched hole for memfd/file backing) and made PROT_NONE again on
 //     offline, and put back into the reservation on remove. So address →
-//     block → Page is arithmetic (PageOf: one atomic load).
+//     Page is arithmetic (PageOf: one atomic presence load).
 //   - Blocks (struct memory_block + the struct pages of its range): node,
 //     state (offline, going-offline, online), zone, isolation flag. The
 //     range holds fewer than 2^32 pages (under 16 TiB).
-//   - struct page (Page), one per page of every present block, in a Go
-//     slice per block. Page holds no pointer, so those slices are noscan
-//     memory and cost the garbage collector nothing however much memory
-//     is present (a System with 2 GiB of blocks used to add 2.6M scanned
-//     words to every cycle). Everything about a page is a number or kept
-//     aside: the free-list links are page frame numbers (pfn =
-//     (addr-Base)>>PageShift, nilPFN for none) resolved through the block
-//     table; the Page's block is found from its index in the block via a
-//     sentinel Page in front of the block's slice, whose idx is the
-//     block's index; the owner's metadata are four Owner words (slab
-//     keeps its slab header there); Migrators are in a per-System side
-//     table (sync.Map by address), present exactly while the head's
-//     state has the pgMigrator bit.
+//   - struct page (Page), one per page of every present block, in a
+//     virtually contiguous array off the Go heap, the kernel's
+//     SPARSEMEM_VMEMMAP: a second PROT_NONE reservation of one Page per
+//     page of the range, whose part for a block is made read-write on
+//     hot-add and discarded (MADV_DONTNEED: zero-filled, still mapped, so
+//     a racing lock-free PageOf never faults) on hot-remove. So
+//     PageOf(addr) is vmemmap[(addr-Base)>>PageShift] after one atomic
+//     presence load, and the collector never sees a Page. Page holds no
+//     pointer: the free-list links are page frame numbers (pfn =
+//     (addr-Base)>>PageShift, nilPFN for none), a Page's block follows
+//     from its place in the vmemmap, the owner's metadata are four Owner
+//     words (slab keeps its slab header there), and Migrators are in a
+//     per-System side table (sync.Map by address), present exactly while
+//     the head's state has the pgMigrator bit. (A first version kept a
+//     Go slice of Pages per block with one pointer each: a System with
+//     2 GiB of blocks added 512K scanned words to every GC cycle.)
 //   - Per node and zone (Normal, Movable) a buddy allocator of 4 KiB
 //     pages, orders 0..MaxOrder, never merging across blocks.
 //   - Per P and per (node, zone) a stack of free order-0 pages.

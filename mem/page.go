@@ -91,11 +91,10 @@ func (p *Page) Flags() GFP {
 	return stGFP(st)
 }
 
-// pageBlock returns the block holding p: the sentinel Page in front of the
-// block's pages (same allocation) keeps the block's index in its idx.
+// pageBlock returns the block holding p, from p's place in the vmemmap.
 func (s *System) pageBlock(p *Page) *block {
-	sentinel := (*Page)(unsafe.Add(unsafe.Pointer(p), -int(p.idx+1)*int(pageSize)))
-	return s.blocks[sentinel.idx].Load()
+	pfn := (uintptr(unsafe.Pointer(p)) - uintptr(s.vmemmap)) / pageSize
+	return s.blocks[pfn>>(s.blockShift-PageShift)].Load()
 }
 
 // PageAddr returns the address of the page p describes; p must be a Page
@@ -121,9 +120,7 @@ type block struct {
 	// nrFree counts the block's pages in the buddy allocator, isolated
 	// or not (zone lock).
 	nrFree atomic.Int64
-	// pages[i] describes page i. The slice starts one element into its
-	// array: element -1 is a sentinel whose idx is the block's index, so
-	// a Page leads to its block (pageBlock) without a pointer.
+	// pages[i] describes page i: the block's part of the vmemmap.
 	pages []Page
 }
 
@@ -133,13 +130,9 @@ const pageSize = unsafe.Sizeof(Page{})
 func (s *System) newBlock(i, node int) *block {
 	b := &block{index: i, node: node, addr: s.base + uintptr(i)<<s.blockShift,
 		pfn: uint32(i << (s.blockShift - PageShift))}
-	all := make([]Page, s.pagesPerBlock+1)
-	all[0].idx = uint32(i)
-	b.pages = all[1:]
+	b.pages = unsafe.Slice((*Page)(unsafe.Add(s.vmemmap, uintptr(i*s.pagesPerBlock)*pageSize)), s.pagesPerBlock)
 	for j := range b.pages {
-		pg := &b.pages[j]
-		pg.idx = uint32(j)
-		pg.next, pg.prev = nilPFN, nilPFN
+		b.pages[j] = Page{idx: uint32(j), next: nilPFN, prev: nilPFN}
 	}
 	return b
 }
@@ -149,9 +142,30 @@ func (b *block) pageAddr(i int) uintptr { return b.addr + uintptr(i)<<PageShift 
 // PageOf returns the Page of the page holding addr, or nil if addr is
 // outside the range or in a block that is not present. Lock-free: one
 // atomic load and arithmetic. Kernel: virt_to_page()/pfn_to_online_page().
-func (s *System) PageOf(addr uintptr) *Page {
-	_, pg := s.lookup(addr)
-	return pg
+func (s *System) PageOf(addr uintptr) *Page { return s.pm.PageOf(addr) }
+
+// PageMap is the lock-free address → Page translation of a System as a
+// small value, for callers that keep a copy next to their own hot fields
+// (slab keeps one in every cache) so that a lookup costs no load of the
+// System. It stays valid until the System is closed.
+type PageMap struct {
+	base    uintptr
+	size    uintptr
+	shift   uint // block shift
+	blocks  []atomic.Pointer[block]
+	vmemmap unsafe.Pointer
+}
+
+// PageMap returns s's address → Page translation.
+func (s *System) PageMap() PageMap { return s.pm }
+
+// PageOf is System.PageOf.
+func (m *PageMap) PageOf(addr uintptr) *Page {
+	off := addr - m.base
+	if off >= m.size || m.blocks[off>>m.shift].Load() == nil {
+		return nil
+	}
+	return (*Page)(unsafe.Add(m.vmemmap, (off>>PageShift)*pageSize))
 }
 
 // lookup is PageOf that also returns the block (nil, nil if none).
@@ -164,7 +178,7 @@ func (s *System) lookup(addr uintptr) (*block, *Page) {
 	if b == nil {
 		return nil, nil
 	}
-	return b, &b.pages[(off>>PageShift)&uintptr(s.pagesPerBlock-1)]
+	return b, (*Page)(unsafe.Add(s.vmemmap, (off>>PageShift)*pageSize))
 }
 
 // PFNOf returns the page frame number of addr: its page's index in the
@@ -181,11 +195,10 @@ func (s *System) PFNPage(pfn uint32) *Page {
 	if uintptr(pfn) >= s.size>>PageShift {
 		return nil
 	}
-	b := s.blocks[pfn>>(s.blockShift-PageShift)].Load()
-	if b == nil {
+	if s.blocks[pfn>>(s.blockShift-PageShift)].Load() == nil {
 		return nil
 	}
-	return &b.pages[pfn&uint32(s.pagesPerBlock-1)]
+	return (*Page)(unsafe.Add(s.vmemmap, uintptr(pfn)*pageSize))
 }
 
 // pfnPage returns the block and Page of page frame pfn, which must be in

@@ -225,3 +225,29 @@ func TestFreeClearsOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestVmemmapAfterRemove: a removed block's Pages are discarded but stay
+// mapped, so a lock-free reader that raced with the remove reads zeros
+// instead of faulting, and PageOf refuses the block.
+func TestVmemmapAfterRemove(t *testing.T) {
+	s := newTest(t, Config{Nodes: 1, BlockSize: 1 << 20, InitialPerNode: 1 << 20, MaxBlocks: 4})
+	ids, err := s.AddMemory(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Base() + uintptr(ids[0])<<20
+	if s.PageOf(addr) == nil {
+		t.Fatal("no Page for an added block")
+	}
+	if err := s.RemoveMemory(ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if s.PageOf(addr) != nil || s.PFNPage(s.PFNOf(addr)) != nil {
+		t.Fatal("PageOf/PFNPage of a removed block")
+	}
+	for i, b := range s.memmap(ids[0]) {
+		if b != 0 {
+			t.Fatalf("byte %d of the removed block's struct pages is %#x", i, b)
+		}
+	}
+}

@@ -54,6 +54,14 @@ type System struct {
 	basePtr unsafe.Pointer
 	size    uintptr
 
+	// vmemmap is the virtually contiguous array of every Page of the
+	// range (SPARSEMEM_VMEMMAP): pfn's Page is vmemmap[pfn]. Reserved
+	// PROT_NONE; a block's part is made read-write when the block is
+	// first added and discarded (zero-filled, still mapped) on remove.
+	vmemmap     unsafe.Pointer
+	vmemmapSize uintptr
+	pm          PageMap // PageOf's copy of base, size, blocks, vmemmap
+
 	blocks []atomic.Pointer[block] // index → present block or nil
 	zones  []zone                  // node*nrZones + zone
 	// zonelists[node][movable]: fallback order, local node first.
@@ -146,6 +154,7 @@ func New(cfg Config) (*System, error) {
 		return nil, err
 	}
 	s.blocks = make([]atomic.Pointer[block], s.maxBlocks)
+	s.pm = PageMap{base: s.base, size: s.size, shift: s.blockShift, blocks: s.blocks, vmemmap: s.vmemmap}
 	s.zones = make([]zone, s.nodes*int(nrZones))
 	for n := 0; n < s.nodes; n++ {
 		for z := Zone(0); z < nrZones; z++ {
@@ -253,7 +262,25 @@ func (s *System) reserve(cfg Config) error {
 	}
 	s.basePtr = unsafe.Add(p, head)
 	s.base = uintptr(s.basePtr)
+	// The Pages: off the Go heap, so the collector never sees them.
+	s.vmemmapSize = s.size >> PageShift * pageSize
+	vm, err := unix.MmapPtr(-1, 0, nil, s.vmemmapSize, unix.PROT_NONE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		_ = unix.MunmapPtr(s.basePtr, s.size)
+		if s.fd >= 0 {
+			unix.Close(s.fd)
+		}
+		return fmt.Errorf("mem: reserve %d bytes of struct pages: %w", s.vmemmapSize, err)
+	}
+	s.vmemmap = vm
 	return nil
+}
+
+// memmap returns block i's part of the vmemmap.
+func (s *System) memmap(i int) []byte {
+	n := uintptr(s.pagesPerBlock) * pageSize
+	return unsafe.Slice((*byte)(unsafe.Add(s.vmemmap, uintptr(i)*n)), n)
 }
 
 // ptr turns an address inside the range into a pointer.
@@ -274,12 +301,21 @@ func (s *System) mapBlock(i int) error {
 		_, err = unix.MmapPtr(-1, 0, addr, uintptr(s.blockSize), unix.PROT_NONE,
 			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
 	}
+	if err == nil {
+		// The block's Pages (a whole number of OS pages: blocks are at
+		// least 1 MiB). Read-write from now on, even after remove, so a
+		// lock-free PageOf racing with remove reads zeros, never faults.
+		err = unix.Mprotect(s.memmap(i), unix.PROT_READ|unix.PROT_WRITE)
+	}
 	return err
 }
 
 // unmapBlock puts block i back into the PROT_NONE reservation (hot-remove).
 func (s *System) unmapBlock(i int) error {
 	s.discard(i)
+	if err := unix.Madvise(s.memmap(i), unix.MADV_DONTNEED); err != nil {
+		s.log.Warn("mem: madvise(MADV_DONTNEED) of struct pages failed", "block", i, "err", err)
+	}
 	_, err := unix.MmapPtr(-1, 0, s.ptr(s.base+uintptr(i)<<s.blockShift), uintptr(s.blockSize),
 		unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
 	return err
@@ -339,6 +375,9 @@ func (s *System) closeLocked() error {
 	}
 	s.memHotplug.Unlock()
 	err := unix.MunmapPtr(s.basePtr, s.size)
+	if e := unix.MunmapPtr(s.vmemmap, s.vmemmapSize); err == nil {
+		err = e
+	}
 	if s.fd >= 0 {
 		if e := unix.Close(s.fd); err == nil {
 			err = e

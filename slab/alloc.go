@@ -37,7 +37,7 @@ func (k *cache) newSheaf(capacity int) *sheaf {
 func (c *Cache) Alloc() (unsafe.Pointer, error) {
 	k := c.c
 	pid := percpu.Pin()
-	if k.a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 		pc := &k.pcpu[pid]
 		raceAcquire(unsafe.Pointer(pc))
 		if m := pc.main; m != nil && m.n > 0 {
@@ -331,7 +331,7 @@ func (c *Cache) Free(p unsafe.Pointer) {
 	k := c.c
 	a := k.a
 	addr := uintptr(p)
-	pg := a.sys.PageOf(addr)
+	pg := k.pm.PageOf(addr)
 	if pg == nil {
 		c.badFree(addr)
 		return
@@ -342,10 +342,10 @@ func (c *Cache) Free(p unsafe.Pointer) {
 		return
 	}
 	pid := percpu.Pin()
-	if a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 		pc := &k.pcpu[pid]
 		raceAcquire(unsafe.Pointer(pc))
-		if m := pc.main; m != nil && int32(h.node) == a.memNode[pid].Load() {
+		if m := pc.main; m != nil && int32(h.node) == k.memNode[pid].Load() {
 			if m.n > 0 && m.objs[m.n-1] == addr {
 				raceReleaseMerge(unsafe.Pointer(pc))
 				percpu.Unpin()

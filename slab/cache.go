@@ -72,27 +72,35 @@ type Cache struct {
 
 // cache is an underlying cache (the kernel's struct kmem_cache).
 type cache struct {
+	// The fast paths' fields first, in the first two cache lines: the
+	// page map (a copy of the System's: validating a free costs no load
+	// of the Allocator or the System), the id and geometry, the per-P
+	// sheaves and the flush word.
+	pm        mem.PageMap
+	id        uint32  // index in Allocator.table, kept in every slab page
+	sizeMask  uintptr // size-1 when size is a power of two, else 0
+	slabBytes uintptr // objects*size
+	recip     uint64
+	objects   int // per slab
+	size      int // slot size
+	pcpu      []pcpuSheaves
+	flushing  *atomic.Int32  // &a.flushing
+	memNode   []atomic.Int32 // a.memNode
+
 	a          *Allocator
-	id         uint32   // index in Allocator.table, kept in every slab page
 	name       string   // first name
 	names      []string // every live name, first one first (slab_mutex)
 	refcount   int      // live handles (slab_mutex)
 	objectSize int
-	size       int // slot size
 	align      int
 	flags      Flags
 	ctor       func(unsafe.Pointer)
 	order      int
-	objects    int // per slab
-	recip      uint64
-	sizeMask   uintptr // size-1 when size is a power of two, else 0
-	slabBytes  uintptr // objects*size
 	minPartial int
 	sheafCap   int
 	random     uintptr // freelist pointer hardening
 	fpOffset   uintptr // where the free pointer lives in a free object
 
-	pcpu     []pcpuSheaves
 	slowStat [NumStats]uint64            // slow-path events, atomic
 	nodes    []atomic.Pointer[cacheNode] // never freed once set
 }
@@ -252,7 +260,7 @@ func (a *Allocator) findMergeable(size, align int, o CacheOptions) *cache {
 func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOptions) (*cache, error) {
 	order, objs := calculateOrder(slot)
 	k := &cache{
-		a: a, id: a.nextID, name: name, names: []string{name}, refcount: 1,
+		a: a, pm: a.sys.PageMap(), flushing: &a.flushing, memNode: a.memNode, id: a.nextID, name: name, names: []string{name}, refcount: 1,
 		objectSize: size, size: slot, align: align, flags: o.Flags, ctor: o.Ctor,
 		order: order, objects: objs,
 		recip:    (1<<32)/uint64(slot) + 1,

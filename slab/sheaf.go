@@ -73,7 +73,7 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 		s.c.Free(p)
 		return
 	}
-	pg := k.a.sys.PageOf(addr)
+	pg := k.pm.PageOf(addr)
 	if pg == nil {
 		s.c.badFree(addr)
 		return
@@ -139,7 +139,7 @@ func (c *Cache) AllocBulk(dst []unsafe.Pointer) error {
 func (k *cache) bulkFromSheaf(dst []unsafe.Pointer) int {
 	n := 0
 	pid := percpu.Pin()
-	if k.a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 		pc := &k.pcpu[pid]
 		raceAcquire(unsafe.Pointer(pc))
 		if m := pc.main; m != nil {
@@ -193,10 +193,10 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 	i := 0
 	if node >= 0 {
 		pid := percpu.Pin()
-		if a.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+		if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 			pc := &k.pcpu[pid]
 			raceAcquire(unsafe.Pointer(pc))
-			if m := pc.main; m != nil && int(a.memNode[pid].Load()) == node {
+			if m := pc.main; m != nil && int(k.memNode[pid].Load()) == node {
 				i = min(len(objs), len(m.objs)-m.n)
 				for j, p := range objs[:i] {
 					m.objs[m.n+j] = uintptr(p)
