@@ -24,7 +24,8 @@ const (
 type sheaf struct {
 	n    int
 	objs []uintptr            // len == capacity
-	_    [cacheLine - 32]byte // sheaves of different Ps never share a line
+	node int                  // a remote sheaf's node (pcpuSheaves.remote)
+	_    [cacheLine - 40]byte // sheaves of different Ps never share a line
 }
 
 func (k *cache) newSheaf(capacity int) *sheaf {
@@ -405,9 +406,24 @@ func (k *cache) freeSlow(name string, node int, base, addr uintptr) {
 		raceAcquire(unsafe.Pointer(pc))
 		if node != int(a.memNode[pid].Load()) {
 			statAdd(&pc.stat[FreeRemote], 1)
+			r := pc.remote
+			if r != nil && r.node == node && r.n < len(r.objs) {
+				if r.n > 0 && r.objs[r.n-1] == addr {
+					raceReleaseMerge(unsafe.Pointer(pc))
+					percpu.Unpin()
+					a.invalidFree(name, addr, "double free")
+					return
+				}
+				r.objs[r.n] = addr
+				r.n++
+				raceReleaseMerge(unsafe.Pointer(pc))
+				percpu.Unpin()
+				return
+			}
+			pc.remote = nil
 			raceReleaseMerge(unsafe.Pointer(pc))
 			percpu.Unpin()
-			k.freeToSlab(name, node, base, addr)
+			k.replaceRemote(r, node, addr, gen)
 			return
 		}
 		statAdd(&pc.stat[FreeSlowpath], 1)
@@ -440,6 +456,48 @@ func (k *cache) freeSlow(name string, node int, base, addr uintptr) {
 		// slab instead.
 		k.installSheaf(empty, gen, false)
 		return
+	}
+}
+
+// replaceRemote: the P's remote sheaf r (taken off the P; may be nil) is
+// full or collects another node's objects. A full one goes whole to the
+// barn of its node, where that node's Ps take it as a full sheaf, so the
+// objects go home without being touched; otherwise (or if the barn is
+// full) its objects go back to their slabs. addr starts the P's next
+// remote sheaf. Kernel: none; SLUB sends remote frees to their slab one
+// by one (__slab_free), which costs a list_lock and two cache misses per
+// object.
+func (k *cache) replaceRemote(r *sheaf, node int, addr uintptr, gen uint64) {
+	a := k.a
+	if r != nil && r.n == len(r.objs) && len(r.objs) == k.sheafCap {
+		if cn := k.nodes[r.node].Load(); cn != nil && cn.barnPutFull(r) {
+			a.statUnpinned(k, BarnPut)
+			r = nil
+		}
+	}
+	if r != nil {
+		k.flushSheaf(r)
+	} else {
+		r = k.getEmptySheaf(node, nil)
+	}
+	r.node = node
+	r.objs[0] = addr
+	r.n = 1
+	pid := percpu.Pin()
+	if a.flushing.Load() != 0 || a.flushGen.Load() != gen || uint(pid) >= uint(len(k.pcpu)) {
+		percpu.Unpin()
+		k.flushSheaf(r)
+		return
+	}
+	pc := &k.pcpu[pid]
+	raceAcquire(unsafe.Pointer(pc))
+	if pc.remote == nil {
+		pc.remote, r = r, nil
+	}
+	raceReleaseMerge(unsafe.Pointer(pc))
+	percpu.Unpin()
+	if r != nil {
+		k.flushSheaf(r)
 	}
 }
 
@@ -547,6 +605,9 @@ func (k *cache) flushPcpuLocked() {
 		}
 		if pc.spare != nil {
 			k.flushSheaf(pc.spare)
+		}
+		if pc.remote != nil {
+			k.flushSheaf(pc.remote)
 		}
 		raceReleaseMerge(unsafe.Pointer(pc))
 	}

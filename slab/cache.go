@@ -110,8 +110,11 @@ type cache struct {
 // by a flusher.
 type pcpuSheaves struct {
 	main, spare *sheaf
-	stat        [NumStats]uint64
-	_           [(cacheLine - (16+NumStats*8)%cacheLine) % cacheLine]byte
+	// remote collects frees of other nodes' objects (of node
+	// remote.node), sent home a sheaf at a time (replaceRemote).
+	remote *sheaf
+	stat   [NumStats]uint64
+	_      [(cacheLine - (24+NumStats*8)%cacheLine) % cacheLine]byte
 }
 
 // cacheNode is a cache's per-node part (struct kmem_cache_node) with its

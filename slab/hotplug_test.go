@@ -3,6 +3,7 @@ package slab
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -285,4 +286,65 @@ func TestShrinkConcurrentWithOffline(t *testing.T) {
 		t.Fatalf("%d slabs left", st.Slabs())
 	}
 	t.Logf("%d of %d offlines succeeded", okOff, cycles)
+}
+
+// TestRemoteFreesGoHomeBySheaf: frees of another node's objects collect in
+// the P's remote sheaf; a full one goes whole to its node's barn, where
+// that node's Ps allocate from it; a double free at the top of the remote
+// sheaf is caught; shrink sends everything back to the slabs.
+func TestRemoteFreesGoHomeBySheaf(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	e := newEnv(t, memCfg())
+	c := e.cache("remote", 64, &CacheOptions{Flags: NoMerge})
+	k := c.c
+	local := e.a.localNode(0)
+	remote := 1 - local
+	n := 2*k.sheafCap + 5
+	objs := make([]unsafe.Pointer, n)
+	for i := range objs {
+		p, err := c.AllocNode(remote, ThisNode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs[i] = p
+	}
+	before := c.Stats().Counters
+	for _, p := range objs {
+		c.Free(p)
+	}
+	st := c.Stats()
+	if got := st.Counters[FreeRemote] - before[FreeRemote]; got != uint64(n) {
+		t.Errorf("free_remote counted %d of %d remote frees", got, n)
+	}
+	if got := st.Counters[BarnPut] - before[BarnPut]; got != 2 {
+		t.Errorf("barn_put %d, want the 2 full remote sheaves", got)
+	}
+	cn := k.nodes[remote].Load()
+	cn.barnLock.Lock()
+	full := len(cn.full)
+	for _, sh := range cn.full {
+		for _, o := range sh.objs[:sh.n] {
+			if e.sys.PageNode(o) != remote {
+				t.Errorf("object %#x of node %d in node %d's barn", o, e.sys.PageNode(o), remote)
+			}
+		}
+	}
+	cn.barnLock.Unlock()
+	if full != 2 {
+		t.Errorf("node %d's barn has %d full sheaves, want 2", remote, full)
+	}
+	// The last object is on top of the P's remote sheaf.
+	c.Free(objs[n-1])
+	if bad := e.invalid(); len(bad) != 1 || bad[0].Fault != "double free" {
+		t.Fatalf("double free on the remote sheaf: %+v", bad)
+	}
+	c.Shrink()
+	for _, ns := range c.Stats().Nodes {
+		if ns.Slabs != 0 || ns.Free != 0 {
+			t.Errorf("node %d after shrink: %+v", ns.Node, ns)
+		}
+	}
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
 }
