@@ -287,6 +287,36 @@ func TestBulk(t *testing.T) {
 		t.Fatalf("bulk bad pointer: %+v", bad)
 	}
 	c.Free(saved)
+	// First in the batch (nothing cached yet), a nil, a foreign pointer,
+	// an object's interior and another cache's object are refused too.
+	other := e.cache("bulky-other", 64, &CacheOptions{Flags: NoMerge})
+	alien, err := other.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, bad := range []func(unsafe.Pointer) unsafe.Pointer{
+		func(unsafe.Pointer) unsafe.Pointer { return nil },
+		func(unsafe.Pointer) unsafe.Pointer { return unsafe.Pointer(new(int64)) },
+		func(p unsafe.Pointer) unsafe.Pointer { return unsafe.Add(p, 8) },
+		func(unsafe.Pointer) unsafe.Pointer { return alien },
+	} {
+		for _, at := range []int{0, 7} {
+			if err := c.AllocBulk(objs[:10]); err != nil {
+				t.Fatal(err)
+			}
+			saved := objs[at]
+			objs[at] = bad(saved)
+			c.FreeBulk(objs[:10])
+			if got := e.invalid(); len(got) != 1 {
+				t.Fatalf("bad pointer %d at %d: %+v", i, at, got)
+			}
+			c.Free(saved)
+		}
+	}
+	other.Free(alien)
+	if bad := e.invalid(); len(bad) != 0 {
+		t.Fatalf("%+v", bad)
+	}
 	c.Shrink()
 	if st := c.Stats(); st.ActiveObjects() != 0 || st.Slabs() != 0 {
 		t.Fatalf("active %d slabs %d", st.ActiveObjects(), st.Slabs())

@@ -144,10 +144,7 @@ func (k *cache) bulkFromSheaf(dst []unsafe.Pointer) int {
 		raceAcquire(unsafe.Pointer(pc))
 		if m := pc.main; m != nil {
 			n = min(len(dst), m.n)
-			src := m.objs[m.n-n : m.n]
-			for i, o := range src {
-				dst[i] = ptr(o)
-			}
+			copy(addrs(dst[:n]), m.objs[m.n-n:m.n])
 			m.n -= n
 			statAdd(&pc.stat[AllocBulk], uint64(n))
 		}
@@ -160,36 +157,7 @@ func (k *cache) bulkFromSheaf(dst []unsafe.Pointer) int {
 // FreeBulk frees every object of objs. Kernel: kmem_cache_free_bulk().
 func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 	k := c.c
-	a := k.a
-	// Validate first, caching the slab of the previous object, and note
-	// whether all objects are of one node.
-	var base, end uintptr
-	node := -1
-	for _, p := range objs {
-		addr := uintptr(p)
-		if addr-base >= end-base {
-			pg := a.sys.PageOf(addr)
-			if pg == nil {
-				node = -2
-				break
-			}
-			h := hdr(pg)
-			if h.cache != k.id {
-				node = -2
-				break
-			}
-			base, end = h.base, h.base+k.slabBytes
-			if node == -1 {
-				node = int(h.node)
-			} else if node != int(h.node) {
-				node = -3
-			}
-		}
-		if !k.objStart(base, addr) {
-			node = -2
-			break
-		}
-	}
+	node := k.bulkNode(objs)
 	i := 0
 	if node >= 0 {
 		pid := percpu.Pin()
@@ -198,9 +166,7 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 			raceAcquire(unsafe.Pointer(pc))
 			if m := pc.main; m != nil && int(k.memNode[pid].Load()) == node {
 				i = min(len(objs), len(m.objs)-m.n)
-				for j, p := range objs[:i] {
-					m.objs[m.n+j] = uintptr(p)
-				}
+				copy(m.objs[m.n:m.n+i], addrs(objs[:i]))
 				m.n += i
 				statAdd(&pc.stat[FreeBulk], uint64(i))
 			}
@@ -213,4 +179,50 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 	for _, p := range objs[i:] {
 		c.Free(p)
 	}
+}
+
+// addrs views objects as their addresses (same size and layout; hotslab
+// objects are not Go memory, so no write barrier is skipped).
+func addrs(objs []unsafe.Pointer) []uintptr {
+	return unsafe.Slice((*uintptr)(unsafe.Pointer(unsafe.SliceData(objs))), len(objs))
+}
+
+// bulkNode validates objs as objects of k: it returns their node if all
+// are valid and of one node, -3 if valid but of several nodes, -2 if any
+// is not an object of k. The slab of the previous object is remembered,
+// so a batch from few slabs costs a compare and a mask per object.
+func (k *cache) bulkNode(objs []unsafe.Pointer) int {
+	id, mask, slabBytes := k.id, k.sizeMask, k.slabBytes
+	var base uintptr
+	off := ^uintptr(0)
+	node := -1
+	for _, p := range objs {
+		addr := uintptr(p)
+		if off = addr - base; off >= slabBytes || base == 0 {
+			pg := k.pm.PageOf(addr)
+			if pg == nil {
+				return -2
+			}
+			h := hdr(pg)
+			if h.cache != id {
+				return -2
+			}
+			if base = h.base; node == -1 {
+				node = int(h.node)
+			} else if node != int(h.node) {
+				node = -3
+			}
+			if off = addr - base; off >= slabBytes {
+				return -2
+			}
+		}
+		if mask != 0 {
+			if off&mask != 0 {
+				return -2
+			}
+		} else if !k.objStart(base, addr) {
+			return -2
+		}
+	}
+	return node
 }
