@@ -13,8 +13,9 @@ import (
 // loops and for sections that must not fail. It is not safe for concurrent
 // use. Kernel: struct slab_sheaf as returned by kmem_cache_prefill_sheaf().
 type Sheaf struct {
-	c  *Cache
 	sh *sheaf
+	k  *cache // c.c
+	c  *Cache
 }
 
 // PrefillSheaf returns a sheaf holding at least n objects (1 <= n <=
@@ -43,7 +44,7 @@ func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 		}
 	}
 	k.a.statUnpinned(k, SheafPrefill)
-	return &Sheaf{c: c, sh: sh}, nil
+	return &Sheaf{c: c, k: k, sh: sh}, nil
 }
 
 // Len returns the number of objects in the sheaf.
@@ -67,27 +68,36 @@ func (s *Sheaf) Alloc() unsafe.Pointer {
 // when it is full, frees it to the cache. Invalid pointers are refused as
 // by Cache.Free.
 func (s *Sheaf) Free(p unsafe.Pointer) {
-	sh, k := s.sh, s.c.c
+	sh, k := s.sh, s.k
 	addr := uintptr(p)
-	if sh.n >= len(sh.objs) {
-		s.c.Free(p)
-		return
+	if pg := k.pm.PageOf(addr); pg != nil {
+		h := hdr(pg)
+		if n := sh.n; h.cache == k.id && k.objStart(h.base, addr) &&
+			n < len(sh.objs) && (n == 0 || sh.objs[n-1] != addr) {
+			sh.objs[n] = addr
+			sh.n = n + 1
+			return
+		}
 	}
+	s.freeSlow(p)
+}
+
+// freeSlow: the sheaf is full, or p is refused.
+//
+//go:noinline
+func (s *Sheaf) freeSlow(p unsafe.Pointer) {
+	sh, k := s.sh, s.k
+	addr := uintptr(p)
 	pg := k.pm.PageOf(addr)
-	if pg == nil {
+	if pg == nil || hdr(pg).cache != k.id || !k.objStart(hdr(pg).base, addr) {
 		s.c.badFree(addr)
 		return
 	}
-	h := hdr(pg)
-	switch {
-	case h.cache != k.id || !k.objStart(h.base, addr):
-		s.c.badFree(addr)
-	case sh.n > 0 && sh.objs[sh.n-1] == addr:
+	if sh.n > 0 && sh.objs[sh.n-1] == addr {
 		k.a.invalidFree(s.c.name, addr, "double free")
-	default:
-		sh.objs[sh.n] = addr
-		sh.n++
+		return
 	}
+	s.c.Free(p) // the sheaf is full
 }
 
 // Refill tops the sheaf up to n objects. Kernel: kmem_cache_refill_sheaf().
