@@ -1,0 +1,13 @@
+//go:build !amd64 || race || !go1.26 || go1.27
+
+package slab
+
+// Without the assembly fast paths (other architectures or Go releases, and
+// race builds, whose detector must see the per-P accesses) the pinned Go
+// paths run.
+
+const fastPath = false
+
+func procID() int                                   { return -1 }
+func allocFast(k *cache) uintptr                    { return 0 }
+func freeFast(k *cache, addr, node uintptr) uintptr { return 1 }
