@@ -162,7 +162,7 @@ func (s *System) PageMap() PageMap { return s.pm }
 // PageOf is System.PageOf.
 func (m *PageMap) PageOf(addr uintptr) *Page {
 	off := addr - m.base
-	if off >= m.size || m.blocks[off>>m.shift].Load() == nil {
+	if off >= m.size || m.blocks[off>>(m.shift&63)].Load() == nil {
 		return nil
 	}
 	return (*Page)(unsafe.Add(m.vmemmap, (off>>PageShift)*pageSize))

@@ -337,7 +337,6 @@ func (k *cache) allocFromNode(node int, gfp GFP) (uintptr, error) {
 // node goes straight home to its slab. Kernel: kmem_cache_free().
 func (c *Cache) Free(p unsafe.Pointer) {
 	k := c.c
-	a := k.a
 	addr := uintptr(p)
 	pg := k.pm.PageOf(addr)
 	if pg == nil {
@@ -350,14 +349,9 @@ func (c *Cache) Free(p unsafe.Pointer) {
 		return
 	}
 	if fastPath {
-		switch freeFast(k, addr, uintptr(h.node)) {
-		case 0:
-			return
-		case 2:
-			a.invalidFree(c.name, addr, "double free")
-			return
+		if r := freeFast(k, addr, uintptr(h.node)); r != 0 {
+			c.freeFastFailed(r, addr)
 		}
-		k.freeSlow(c.name, int(h.node), h.base, addr)
 		return
 	}
 	pid := percpu.Pin()
@@ -368,7 +362,7 @@ func (c *Cache) Free(p unsafe.Pointer) {
 			if m.n > 0 && m.objs[m.n-1] == addr {
 				raceReleaseMerge(unsafe.Pointer(pc))
 				percpu.Unpin()
-				a.invalidFree(c.name, addr, "double free")
+				k.a.invalidFree(c.name, addr, "double free")
 				return
 			}
 			if m.n < len(m.objs) {
@@ -383,6 +377,20 @@ func (c *Cache) Free(p unsafe.Pointer) {
 		raceReleaseMerge(unsafe.Pointer(pc))
 	}
 	percpu.Unpin()
+	k.freeSlow(c.name, int(h.node), h.base, addr)
+}
+
+// freeFastFailed finishes a free the assembly fast path could not: r is 2
+// for a double free, 1 for anything the slow path handles.
+//
+//go:noinline
+func (c *Cache) freeFastFailed(r, addr uintptr) {
+	k := c.c
+	if r == 2 {
+		k.a.invalidFree(c.name, addr, "double free")
+		return
+	}
+	h := hdr(k.pm.PageOf(addr))
 	k.freeSlow(c.name, int(h.node), h.base, addr)
 }
 
