@@ -7,8 +7,10 @@
 // An allocation is served by the first layer that can:
 //
 //	per-P sheaves    main and spare arrays of free objects of the P's node,
-//	                 popped/pushed with the goroutine pinned to its P: no
-//	                 lock, no atomic instruction (kernel 6.18 sheaves)
+//	                 popped/pushed on the goroutine's P with no lock and no
+//	                 atomic instruction (kernel 6.18 sheaves): in an
+//	                 unpreemptible assembly function on amd64 (fast_amd64.s),
+//	                 else with the goroutine pinned
 //	node barn        per-node stock of full and empty sheaves, traded
 //	                 whole with the P under the barn lock
 //	partial slabs    per-node list of slabs with free objects, under the
@@ -17,9 +19,17 @@
 //	page allocator   a new slab of 1<<order pages from mem, on the node
 //	                 asked for or, failing that, in zonelist order
 //
-// An object freed on a P of another node goes straight back to its slab on
-// its own node (a remote free), so sheaves hold local objects. Pointer →
-// slab is arithmetic: mem.PageOf(addr).Private.
+// An object freed on a P of another node (a remote free) goes into the P's
+// remote sheaf; a full remote sheaf goes whole to its node's barn (or, if
+// that is full, its objects back to their slabs), so main and spare
+// sheaves hold local objects only.
+//
+// The slab header (struct slab) lives pointer-free in the Owner words of
+// the slab's struct pages (mem's vmemmap), so no Go object exists per slab
+// or per page and the collector sees none of it. Pointer → slab is
+// arithmetic: the cache's copy of mem.PageMap gives the page, whose header
+// holds the cache id, node and slab base (every page) and, on the head
+// page, inuse, the freelist offset and the pfn links of the partial list.
 //
 // # Locks, outermost first
 //
@@ -28,8 +38,9 @@
 //	                  aliases, slab_nodes, each cache's refcount and the
 //	                  creation of per-node structures
 //	slab_flush_lock   Allocator.flushMu: one flusher owns every P's sheaves
-//	&n->list_lock     cacheNode.listLock: partial list, slab freelists and
-//	                  inuse counts, node counters
+//	&n->list_lock     cacheNode.listLock: partial list, the head-page
+//	                  header fields (freelist, inuse, links, onList),
+//	                  node counters
 //	&barn->lock       cacheNode.barnLock: the barn's sheaf lists (leaf; never
 //	                  held with list_lock)
 //	zone lock (mem)   taken inside mem.AllocPages/FreePages, which slab calls
@@ -41,8 +52,9 @@
 //
 // # The per-P protocol
 //
-// A P's sheaves are touched only by a goroutine pinned to that P that has
-// seen Allocator.flushing == 0 in the same pinned section. A flusher
+// A P's sheaves (main, spare, remote) are touched only by a goroutine
+// pinned to that P — or inside an assembly fast path, which cannot be
+// preempted — that has seen Allocator.flushing == 0 in the same section. A flusher
 // (shrink, destroy, offline, node events) takes slab_flush_lock, sets
 // flushing, and waits one grace period (percpu.Synchronize: a
 // stop-the-world cannot complete while anyone is pinned); from then on it
@@ -65,12 +77,14 @@
 //
 //   - An object is in exactly one place: a user's hands (or a prefilled
 //     sheaf), a P's sheaf, a barn sheaf, or its slab's freelist.
-//   - slab.inuse counts the objects not on its freelist; a slab with
+//   - A slab's inuse counts the objects not on its freelist; a slab with
 //     inuse == 0 is on its node's partial list or being discarded.
 //   - cacheNode.nrFree is the sum of free-list lengths; nrSlabs the slabs
 //     of the node; so objects-in-use = nrSlabs*objects - nrFree.
-//   - Every page of a slab has Private pointing at the slab while it
-//     exists; large kmalloc head pages point at a cacheless marker.
+//   - Every page of a slab carries the cache id, node and base while the
+//     slab exists (FreePages zeroes them); a large kmalloc's head page
+//     carries largeID, an id no cache has. Cache ids are never reused.
+//   - A remote sheaf holds objects of one node (its node field) only.
 //   - A refused free (outside hotslab memory, not a slab page, not an
 //     object start, another cache's object, double free seen at the sheaf
 //     top or on the slab) changes nothing.

@@ -10,9 +10,15 @@ import "github.com/hotslab/hotslab/internal/percpu"
 // runtime's g → m → p (the caller must not rely on it staying so).
 func procID() int
 
+// allocFast pops the P's main sheaf, 0 if the slow path must run.
+// Kernel: alloc_from_pcs().
+//
 //go:noescape
 func allocFast(k *cache) uintptr
 
+// freeFast pushes a validated object of node onto the P's main sheaf: 0
+// done, 1 slow path, 2 double free (addr on top). Kernel: free_to_pcs().
+//
 //go:noescape
 func freeFast(k *cache, addr, node uintptr) uintptr
 
