@@ -686,16 +686,36 @@ func (k *cache) shrinkNodes() {
 
 // Barn operations (struct node_barn).
 
+// sheafStack is one of a barn's two lists of sheaves (barn lock).
+type sheafStack []*sheaf
+
+func (st *sheafStack) pop() *sheaf {
+	n := len(*st)
+	if n == 0 {
+		return nil
+	}
+	sh := (*st)[n-1]
+	*st = (*st)[:n-1]
+	return sh
+}
+
+// push adds sh unless the list already holds limit sheaves.
+func (st *sheafStack) push(sh *sheaf, limit int) bool {
+	if len(*st) >= limit {
+		return false
+	}
+	*st = append(*st, sh)
+	return true
+}
+
+// barnGetFull takes a full sheaf, leaving empty (if given and of the
+// cache's size) in the barn in exchange. Kernel: barn_replace_empty_sheaf().
 func (cn *cacheNode) barnGetFull(k *cache, empty *sheaf) *sheaf {
 	cn.barnLock.Lock()
 	defer cn.barnLock.Unlock()
-	if len(cn.full) == 0 {
-		return nil
-	}
-	full := cn.full[len(cn.full)-1]
-	cn.full = cn.full[:len(cn.full)-1]
-	if empty != nil && len(empty.objs) == k.sheafCap && len(cn.empty) < maxBarnEmpty {
-		cn.empty = append(cn.empty, empty)
+	full := cn.full.pop()
+	if full != nil && empty != nil && len(empty.objs) == k.sheafCap {
+		cn.empty.push(empty, maxBarnEmpty)
 	}
 	return full
 }
@@ -703,30 +723,17 @@ func (cn *cacheNode) barnGetFull(k *cache, empty *sheaf) *sheaf {
 func (cn *cacheNode) barnPutFull(sh *sheaf) bool {
 	cn.barnLock.Lock()
 	defer cn.barnLock.Unlock()
-	if len(cn.full) >= maxBarnFull {
-		return false
-	}
-	cn.full = append(cn.full, sh)
-	return true
+	return cn.full.push(sh, maxBarnFull)
 }
 
 func (cn *cacheNode) barnGetEmpty() *sheaf {
 	cn.barnLock.Lock()
 	defer cn.barnLock.Unlock()
-	if len(cn.empty) == 0 {
-		return nil
-	}
-	e := cn.empty[len(cn.empty)-1]
-	cn.empty = cn.empty[:len(cn.empty)-1]
-	return e
+	return cn.empty.pop()
 }
 
 func (cn *cacheNode) barnPutEmpty(sh *sheaf) bool {
 	cn.barnLock.Lock()
 	defer cn.barnLock.Unlock()
-	if len(cn.empty) >= maxBarnEmpty {
-		return false
-	}
-	cn.empty = append(cn.empty, sh)
-	return true
+	return cn.empty.push(sh, maxBarnEmpty)
 }

@@ -127,8 +127,8 @@ type cacheNode struct {
 	nrFree   int64 // free slots in this node's slabs
 
 	barnLock lockdep.Mutex
-	full     []*sheaf
-	empty    []*sheaf
+	full     sheafStack
+	empty    sheafStack
 }
 
 func (k *cache) uniqueID() string {

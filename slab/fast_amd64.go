@@ -22,6 +22,9 @@ func allocFast(k *cache) uintptr
 //go:noescape
 func freeFast(k *cache, addr, node uintptr) uintptr
 
+// asmBuild: this build has the assembly fast paths.
+const asmBuild = true
+
 // fastPath is whether the assembly fast paths are used: their runtime
 // offsets must agree with runtime.procPin, else the pinned Go paths run.
 var fastPath = procIDAgrees()

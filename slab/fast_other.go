@@ -6,7 +6,10 @@ package slab
 // race builds, whose detector must see the per-P accesses) the pinned Go
 // paths run.
 
-const fastPath = false
+const (
+	asmBuild = false
+	fastPath = false
+)
 
 func procID() int                                   { return -1 }
 func allocFast(k *cache) uintptr                    { return 0 }

@@ -11,10 +11,14 @@ import (
 // TestProcID checks the assembly fast path's reading of the runtime's
 // g → m → p → id against runtime.procPin on every P, from goroutines that
 // migrate between Ps. A Go release with another layout must fail here (and
-// the build tag keeps the assembly to the release it was checked on).
+// the build tag keeps the assembly to the release it was checked on); so
+// must a build with the assembly whose init check turned it off.
 func TestProcID(t *testing.T) {
-	if !fastPath {
+	if !asmBuild {
 		t.Skip("no assembly fast path in this build")
+	}
+	if !fastPath {
+		t.Error("assembly fast path disabled at init: procID disagreed with runtime.procPin")
 	}
 	procs := max(runtime.GOMAXPROCS(0), 2)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
