@@ -18,12 +18,15 @@
 //     range holds fewer than 2^32 pages (under 16 TiB).
 //   - struct page (Page), one per page of every present block, in a
 //     virtually contiguous array off the Go heap, the kernel's
-//     SPARSEMEM_VMEMMAP: a second PROT_NONE reservation of one Page per
-//     page of the range, whose part for a block is made read-write on
-//     hot-add and discarded (MADV_DONTNEED: zero-filled, still mapped, so
-//     a racing lock-free PageOf never faults) on hot-remove. So
-//     PageOf(addr) is vmemmap[(addr-Base)>>PageShift] after one atomic
-//     presence load, and the collector never sees a Page. Page holds no
+//     SPARSEMEM_VMEMMAP: a second, read-only MAP_NORESERVE reservation
+//     of one Page per page of the range (reads of a never-added block's
+//     part see the kernel's shared zero page: no memory, no fault), whose
+//     part for a block is made read-write on hot-add and discarded
+//     (MADV_DONTNEED: zero-filled) and made read-only again on
+//     hot-remove. So PageOf(addr) is vmemmap[(addr-Base)>>PageShift]
+//     after one atomic presence load, PageMap.PageAt is the same without
+//     the presence load (a Page of an absent block reads as all zeros,
+//     never faults), and the collector never sees a Page. Page holds no
 //     pointer: the free-list links are page frame numbers (pfn =
 //     (addr-Base)>>PageShift, nilPFN for none), a Page's block follows
 //     from its place in the vmemmap, the owner's metadata are four Owner

@@ -168,6 +168,27 @@ func (m *PageMap) PageOf(addr uintptr) *Page {
 	return (*Page)(unsafe.Add(m.vmemmap, (off>>PageShift)*pageSize))
 }
 
+// PageAt returns the Page slot of addr for any addr in the range, nil
+// outside it. Unlike PageOf it does not check that the block is present:
+// the Page of an absent block (never added, or removed) reads as all
+// zeros and must not be written. For lock-free validation that reads an
+// Owner word and compares it with a non-zero value it expects (slab's
+// free path): one comparison less and one dependent load less than
+// PageOf. Kernel: virt_to_page() without pfn_valid().
+func (m *PageMap) PageAt(addr uintptr) *Page {
+	off := addr - m.base
+	if off >= m.size {
+		return nil
+	}
+	return (*Page)(unsafe.Add(m.vmemmap, (off>>PageShift)*pageSize))
+}
+
+// Base returns the first address of the range (System.Base).
+func (m *PageMap) Base() uintptr { return m.base }
+
+// Size returns the size in bytes of the range: MaxBlocks*BlockSize.
+func (m *PageMap) Size() uintptr { return m.size }
+
 // lookup is PageOf that also returns the block (nil, nil if none).
 func (s *System) lookup(addr uintptr) (*block, *Page) {
 	off := addr - s.base

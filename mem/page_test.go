@@ -250,4 +250,39 @@ func TestVmemmapAfterRemove(t *testing.T) {
 			t.Fatalf("byte %d of the removed block's struct pages is %#x", i, b)
 		}
 	}
+	pm := s.PageMap()
+	if pg := pm.PageAt(addr); pg == nil || *pg != (Page{}) {
+		t.Fatalf("PageAt of a removed block: %v", pg)
+	}
+}
+
+// TestPageAt: PageAt returns the same Page as PageOf for a present block,
+// a readable all-zero Page for a block never added (no fault: the vmemmap
+// reservation is readable), and nil outside the range.
+func TestPageAt(t *testing.T) {
+	s := newTest(t, Config{Nodes: 1, BlockSize: 1 << 20, InitialPerNode: 1 << 20, MaxBlocks: 4})
+	pm := s.PageMap()
+	if pm.Base() != s.Base() || pm.Size() != 4<<20 {
+		t.Fatalf("PageMap base %#x size %#x, System base %#x", pm.Base(), pm.Size(), s.Base())
+	}
+	addr, err := s.AllocPages(0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.FreePages(addr, 0)
+	if got, want := pm.PageAt(addr+100), s.PageOf(addr); got != want || got == nil {
+		t.Fatalf("PageAt %p, PageOf %p", got, want)
+	}
+	absent := s.Base() + 3<<20 // block 3 was never added
+	if s.PageOf(absent) != nil {
+		t.Fatal("PageOf of an absent block")
+	}
+	if pg := pm.PageAt(absent); pg == nil || *pg != (Page{}) {
+		t.Fatalf("PageAt of an absent block: %v", pg)
+	}
+	for _, a := range []uintptr{s.Base() - 1, s.Base() + 4<<20, 0} {
+		if pm.PageAt(a) != nil {
+			t.Fatalf("PageAt(%#x) outside the range is not nil", a)
+		}
+	}
 }

@@ -264,7 +264,10 @@ func (s *System) reserve(cfg Config) error {
 	s.base = uintptr(s.basePtr)
 	// The Pages: off the Go heap, so the collector never sees them.
 	s.vmemmapSize = s.size >> PageShift * pageSize
-	vm, err := unix.MmapPtr(-1, 0, nil, s.vmemmapSize, unix.PROT_NONE,
+	// Read-only, not PROT_NONE: a lock-free PageMap.PageAt of any address
+	// in the range may read its Page, and an absent block's Pages read as
+	// zeros (the shared zero page) instead of faulting.
+	vm, err := unix.MmapPtr(-1, 0, nil, s.vmemmapSize, unix.PROT_READ,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		_ = unix.MunmapPtr(s.basePtr, s.size)
@@ -303,8 +306,7 @@ func (s *System) mapBlock(i int) error {
 	}
 	if err == nil {
 		// The block's Pages (a whole number of OS pages: blocks are at
-		// least 1 MiB). Read-write from now on, even after remove, so a
-		// lock-free PageOf racing with remove reads zeros, never faults.
+		// least 1 MiB): read-write while the block is present.
 		err = unix.Mprotect(s.memmap(i), unix.PROT_READ|unix.PROT_WRITE)
 	}
 	return err
@@ -313,8 +315,13 @@ func (s *System) mapBlock(i int) error {
 // unmapBlock puts block i back into the PROT_NONE reservation (hot-remove).
 func (s *System) unmapBlock(i int) error {
 	s.discard(i)
+	// The Pages go back to zeros and read-only: a lock-free reader that
+	// raced with the remove reads zeros, never faults.
 	if err := unix.Madvise(s.memmap(i), unix.MADV_DONTNEED); err != nil {
 		s.log.Warn("mem: madvise(MADV_DONTNEED) of struct pages failed", "block", i, "err", err)
+	}
+	if err := unix.Mprotect(s.memmap(i), unix.PROT_READ); err != nil {
+		s.log.Warn("mem: mprotect(PROT_READ) of struct pages failed", "block", i, "err", err)
 	}
 	_, err := unix.MmapPtr(-1, 0, s.ptr(s.base+uintptr(i)<<s.blockShift), uintptr(s.blockSize),
 		unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)

@@ -34,16 +34,15 @@ func (k *cache) newSheaf(capacity int) *sheaf {
 
 // Alloc returns an object of the cache. The fast path pops the P's sheaf
 // with the goroutine pinned to its P: no lock, no atomic instruction (on
-// amd64, one call to an unpreemptible assembly function; elsewhere a
-// pinned section). Kernel: kmem_cache_alloc().
-func (c *Cache) Alloc() (unsafe.Pointer, error) {
+// amd64, one call to an unpreemptible assembly function, cacheAlloc;
+// elsewhere a pinned section). Kernel: kmem_cache_alloc().
+func (c *Cache) Alloc() (unsafe.Pointer, error) { return cacheAlloc(c) }
+
+// cacheAllocGo is Alloc's pinned Go path: the whole of Alloc where there
+// is no assembly, and where the assembly fast path jumps when it cannot
+// serve (flush in progress, empty sheaf).
+func cacheAllocGo(c *Cache) (unsafe.Pointer, error) {
 	k := c.c
-	if fastPath {
-		if obj := allocFast(k); obj != 0 {
-			return ptr(obj), nil
-		}
-		return c.allocSlow(mem.NumaNoNode, 0)
-	}
 	pid := percpu.Pin()
 	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 		pc := &k.pcpu[pid]
@@ -333,25 +332,23 @@ func (k *cache) allocFromNode(node int, gfp GFP) (uintptr, error) {
 
 // Free returns an object to its cache. Pointers that are not objects of
 // this cache are refused and reported (see Options.OnInvalidFree); nothing
-// changes. The fast path pushes onto the P's sheaf; an object of another
-// node goes straight home to its slab. Kernel: kmem_cache_free().
-func (c *Cache) Free(p unsafe.Pointer) {
+// changes. The fast path validates the pointer (its page's slab header
+// names this cache, and it is an object's start) and pushes it onto the
+// P's sheaf; an object of another node goes home through the P's remote
+// sheaf. On amd64 all of that is one unpreemptible assembly function,
+// cacheFree. Kernel: kmem_cache_free().
+func (c *Cache) Free(p unsafe.Pointer) { cacheFree(c, p) }
+
+// cacheFreeGo is Free's pinned Go path: the whole of Free where there is
+// no assembly, and where the assembly fast path jumps for everything but
+// a valid local free into a sheaf with room (so invalid frees are
+// classified and reported here).
+func cacheFreeGo(c *Cache, p unsafe.Pointer) {
 	k := c.c
 	addr := uintptr(p)
-	pg := k.pm.PageOf(addr)
-	if pg == nil {
+	h := k.hdrAt(addr)
+	if h == nil || h.cache != k.id || !k.objStart(h.base, addr) {
 		c.badFree(addr)
-		return
-	}
-	h := hdr(pg)
-	if h.cache != k.id || !k.objStart(h.base, addr) {
-		c.badFree(addr)
-		return
-	}
-	if fastPath {
-		if r := freeFast(k, addr, uintptr(h.node)); r != 0 {
-			c.freeFastFailed(r, addr)
-		}
 		return
 	}
 	pid := percpu.Pin()
@@ -377,20 +374,6 @@ func (c *Cache) Free(p unsafe.Pointer) {
 		raceReleaseMerge(unsafe.Pointer(pc))
 	}
 	percpu.Unpin()
-	k.freeSlow(c.name, int(h.node), h.base, addr)
-}
-
-// freeFastFailed finishes a free the assembly fast path could not: r is 2
-// for a double free, 1 for anything the slow path handles.
-//
-//go:noinline
-func (c *Cache) freeFastFailed(r, addr uintptr) {
-	k := c.c
-	if r == 2 {
-		k.a.invalidFree(c.name, addr, "double free")
-		return
-	}
-	h := hdr(k.pm.PageOf(addr))
 	k.freeSlow(c.name, int(h.node), h.base, addr)
 }
 

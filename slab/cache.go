@@ -72,14 +72,17 @@ type Cache struct {
 
 // cache is an underlying cache (the kernel's struct kmem_cache).
 type cache struct {
-	// The fast paths' fields first, in the first two cache lines: the
-	// page map (a copy of the System's: validating a free costs no load
-	// of the Allocator or the System), the id and geometry, the per-P
-	// sheaves and the flush word.
-	pm        mem.PageMap
-	id        uint32  // index in Allocator.table, kept in every slab page
-	sizeMask  uintptr // size-1 when size is a power of two, else 0
-	slabBytes uintptr // objects*size
+	// The fast paths' fields first, in the first two cache lines (read
+	// by fast_amd64.s too): the range and vmemmap of the System (a copy:
+	// validating a free costs no load of the Allocator or the System;
+	// see hdrAt), the id and geometry, the per-P sheaves and the flush
+	// word.
+	memBase   uintptr
+	memSize   uintptr
+	vmemmap   unsafe.Pointer // the Page of memBase
+	id        uint32         // index in Allocator.table, kept in every slab page
+	sizeMask  uintptr        // size-1 when size is a power of two, else 0
+	slabBytes uintptr        // objects*size
 	recip     uint64
 	objects   int // per slab
 	size      int // slot size
@@ -263,7 +266,7 @@ func (a *Allocator) findMergeable(size, align int, o CacheOptions) *cache {
 func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOptions) (*cache, error) {
 	order, objs := calculateOrder(slot)
 	k := &cache{
-		a: a, pm: a.sys.PageMap(), flushing: &a.flushing, memNode: a.memNode, id: a.nextID, name: name, names: []string{name}, refcount: 1,
+		a: a, flushing: &a.flushing, memNode: a.memNode, id: a.nextID, name: name, names: []string{name}, refcount: 1,
 		objectSize: size, size: slot, align: align, flags: o.Flags, ctor: o.Ctor,
 		order: order, objects: objs,
 		recip:    (1<<32)/uint64(slot) + 1,
@@ -277,6 +280,9 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 		k.sizeMask = uintptr(slot - 1)
 	}
 	k.slabBytes = uintptr(objs * slot)
+	pm := a.sys.PageMap()
+	k.memBase, k.memSize = pm.Base(), pm.Size()
+	k.vmemmap = unsafe.Pointer(pm.PageAt(pm.Base()))
 	a.nextID++
 	a.publishTable(func(t []*cache) []*cache {
 		for uint32(len(t)) <= k.id {

@@ -2,7 +2,11 @@
 
 package slab
 
-import "github.com/hotslab/hotslab/internal/percpu"
+import (
+	"unsafe"
+
+	"github.com/hotslab/hotslab/internal/percpu"
+)
 
 // The per-P fast paths in assembly (fast_amd64.s): one call, no pin.
 
@@ -10,23 +14,24 @@ import "github.com/hotslab/hotslab/internal/percpu"
 // runtime's g → m → p (the caller must not rely on it staying so).
 func procID() int
 
-// allocFast pops the P's main sheaf, 0 if the slow path must run.
-// Kernel: alloc_from_pcs().
+// cacheAlloc is Cache.Alloc: the P's main sheaf popped in assembly, else
+// a tail jump to cacheAllocGo. Kernel: alloc_from_pcs().
 //
 //go:noescape
-func allocFast(k *cache) uintptr
+func cacheAlloc(c *Cache) (p unsafe.Pointer, err error)
 
-// freeFast pushes a validated object of node onto the P's main sheaf: 0
-// done, 1 slow path, 2 double free (addr on top). Kernel: free_to_pcs().
+// cacheFree is Cache.Free: p validated and pushed onto the P's main sheaf
+// in assembly, else a tail jump to cacheFreeGo. Kernel: free_to_pcs().
 //
 //go:noescape
-func freeFast(k *cache, addr, node uintptr) uintptr
+func cacheFree(c *Cache, p unsafe.Pointer)
 
 // asmBuild: this build has the assembly fast paths.
 const asmBuild = true
 
 // fastPath is whether the assembly fast paths are used: their runtime
-// offsets must agree with runtime.procPin, else the pinned Go paths run.
+// offsets must agree with runtime.procPin, else they jump straight to the
+// pinned Go paths (fast_amd64.s reads this variable).
 var fastPath = procIDAgrees()
 
 func procIDAgrees() bool {

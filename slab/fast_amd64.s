@@ -12,69 +12,106 @@
 
 // A NOSPLIT assembly function that calls nothing cannot be preempted:
 // the runtime never stops assembly at an asynchronous safe point, and
-// there is no stack check to preempt at synchronously. So the P read at
-// the top is still this goroutine's P at the bottom, and a stop-the-world
+// there is no stack check to preempt at synchronously. So the P read in
+// the middle is still this goroutine's P at the end, and a stop-the-world
 // grace period (percpu.Synchronize) waits for the function to return —
 // the pinned section of the Go path, without the two calls to
 // procPin/procUnpin and the spills around them.
+//
+// Everything the fast paths cannot do they leave to the Go path by a tail
+// jump (JMP) to a Go function of the same signature: the arguments are
+// still where the caller put them, so the Go function runs as if called
+// directly, with nothing of the fast path's attempt left behind.
+
+// PROC_ID loads the running goroutine's P id into reg: g → m → p → id.
+// g is R14: Go code under the register ABI (ABIInternal) keeps g in R14
+// at all times, and a direct call from it to an ABI0 (assembly) function
+// leaves it there (the caller reloads R14 from TLS after the call, since
+// ABI0 code may clobber it). These functions are unexported and called
+// only from Go code, so R14 is g on entry; using it instead of (TLS)
+// takes one load off the chain. TestProcID checks the whole chain on
+// every P, and procIDAgrees at init.
+#define PROC_ID(reg) \
+	MOVQ G_M(R14), reg \
+	MOVQ M_P(reg), reg \
+	MOVLQSX P_ID(reg), reg
 
 // func procID() int
 TEXT ·procID(SB), NOSPLIT|NOFRAME, $0-8
-	MOVQ (TLS), AX
-	MOVQ G_M(AX), AX
-	MOVQ M_P(AX), AX
-	MOVLQSX P_ID(AX), AX
+	PROC_ID(AX)
 	MOVQ AX, ret+0(FP)
 	RET
 
-// func allocFast(k *cache) uintptr
-// Pops the P's main sheaf; 0 when the slow path must run.
-TEXT ·allocFast(SB), NOSPLIT|NOFRAME, $0-16
-	MOVQ k+0(FP), DX
+// func cacheAlloc(c *Cache) (p unsafe.Pointer, err error)
+// Pops the P's main sheaf; everything else is cacheAllocGo's.
+// Kernel: alloc_from_pcs().
+TEXT ·cacheAlloc(SB), NOSPLIT|NOFRAME, $0-32
+	CMPB ·fastPath(SB), $0
+	JEQ  aslow
+	MOVQ c+0(FP), DX
+	MOVQ Cache_c(DX), DX            // k
 	MOVQ cache_flushing(DX), AX
-	MOVL (AX), AX
-	TESTL AX, AX
-	JNE  slow
-	MOVQ (TLS), CX
-	MOVQ G_M(CX), CX
-	MOVQ M_P(CX), CX
-	MOVLQSX P_ID(CX), CX
+	CMPL (AX), $0
+	JNE  aslow
+	PROC_ID(CX)
 	CMPQ CX, (cache_pcpu+8)(DX)
-	JCC  slow                       // pid >= len(k.pcpu), unsigned
+	JCC  aslow                      // pid >= len(k.pcpu), unsigned
 	IMULQ $pcpuSheaves__size, CX
 	ADDQ cache_pcpu(DX), CX         // pc = &k.pcpu[pid]
 	MOVQ pcpuSheaves_main(CX), BX
 	TESTQ BX, BX
-	JEQ  slow
+	JEQ  aslow
 	MOVQ sheaf_n(BX), AX
-	TESTQ AX, AX
-	JLE  slow
-	DECQ AX
+	SUBQ $1, AX
+	JLT  aslow                      // empty
 	MOVQ AX, sheaf_n(BX)
 	MOVQ sheaf_objs(BX), SI
 	MOVQ (SI)(AX*8), AX
 	INCQ (pcpuSheaves_stat+const_AllocFastpath*8)(CX)
-	MOVQ AX, ret+8(FP)
+	MOVQ AX, p+8(FP)
+	MOVQ $0, err_itable+16(FP)
+	MOVQ $0, err_data+24(FP)
 	RET
-slow:
-	MOVQ $0, ret+8(FP)
-	RET
+aslow:
+	JMP ·cacheAllocGo(SB)
 
-// func freeFast(k *cache, addr, node uintptr) uintptr
-// Pushes a validated object of node onto the P's main sheaf: 0 done,
-// 1 the slow path must run, 2 addr is on top of the sheaf (double free).
-TEXT ·freeFast(SB), NOSPLIT|NOFRAME, $0-32
-	MOVQ k+0(FP), DX
-	MOVQ addr+8(FP), DI
-	MOVQ node+16(FP), R8
+// func cacheFree(c *Cache, p unsafe.Pointer)
+// Validates p (hdrAt, the cache id, objStart) and pushes it onto the P's
+// main sheaf if it is of the P's node, the sheaf has room and p is not on
+// its top; everything else (refusal, double free, remote object, full
+// sheaf, flush) is cacheFreeGo's. Kernel: free_to_pcs().
+TEXT ·cacheFree(SB), NOSPLIT|NOFRAME, $0-16
+	CMPB ·fastPath(SB), $0
+	JEQ  fslow
+	MOVQ c+0(FP), DX
+	MOVQ p+8(FP), DI
+	MOVQ Cache_c(DX), DX            // k
+	// AX = &Page of p (k.hdrAt without the owner offset)
+	MOVQ DI, AX
+	SUBQ cache_memBase(DX), AX
+	CMPQ AX, cache_memSize(DX)
+	JCC  fslow                      // outside hotslab memory
+	SHRQ $const_pageShift, AX
+	IMULQ $const_pageStructSize, AX
+	ADDQ cache_vmemmap(DX), AX
+	MOVL (const_pageOwnerOff+slabHdr_cache)(AX), R9
+	CMPL R9, cache_id(DX)
+	JNE  fslow                      // not a slab page of this cache
+	MOVQ DI, R10
+	SUBQ (const_pageOwnerOff+slabHdr_base)(AX), R10 // offset in the slab
+	MOVQ cache_sizeMask(DX), R11
+	TESTQ R11, R11
+	JEQ  recip
+	TESTQ R11, R10
+	JNE  fslow                      // not an object start
+	CMPQ R10, cache_slabBytes(DX)
+	JCC  fslow                      // in the slab's tail
+valid:
+	MOVBQZX (const_pageOwnerOff+slabHdr_node)(AX), R8
 	MOVQ cache_flushing(DX), AX
-	MOVL (AX), AX
-	TESTL AX, AX
+	CMPL (AX), $0
 	JNE  fslow
-	MOVQ (TLS), CX
-	MOVQ G_M(CX), CX
-	MOVQ M_P(CX), CX
-	MOVLQSX P_ID(CX), CX
+	PROC_ID(CX)
 	CMPQ CX, (cache_pcpu+8)(DX)
 	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.memNode))
 	MOVQ cache_memNode(DX), AX
@@ -87,23 +124,30 @@ TEXT ·freeFast(SB), NOSPLIT|NOFRAME, $0-32
 	TESTQ BX, BX
 	JEQ  fslow
 	MOVQ sheaf_n(BX), AX
+	CMPQ AX, (sheaf_objs+8)(BX)
+	JCC  fslow                      // full
 	MOVQ sheaf_objs(BX), SI
 	TESTQ AX, AX
-	JLE  push
+	JEQ  push
 	CMPQ -8(SI)(AX*8), DI
-	JEQ  double
+	JEQ  fslow                      // on top: double free
 push:
-	CMPQ AX, (sheaf_objs+8)(BX)
-	JGE  fslow                      // full
 	MOVQ DI, (SI)(AX*8)
 	INCQ AX
 	MOVQ AX, sheaf_n(BX)
 	INCQ (pcpuSheaves_stat+const_FreeFastpath*8)(CX)
-	MOVQ $0, ret+24(FP)
 	RET
+recip:
+	// objStart for a size that is not a power of two: idx = off*recip>>32
+	// must be < objects and idx*size == off.
+	MOVQ R10, R11
+	IMULQ cache_recip(DX), R11
+	SHRQ $32, R11
+	CMPQ R11, cache_objects(DX)
+	JCC  fslow
+	IMULQ cache_size(DX), R11
+	CMPQ R11, R10
+	JNE  fslow
+	JMP  valid
 fslow:
-	MOVQ $1, ret+24(FP)
-	RET
-double:
-	MOVQ $2, ret+24(FP)
-	RET
+	JMP ·cacheFreeGo(SB)

@@ -2,6 +2,8 @@
 
 package slab
 
+import "unsafe"
+
 // Without the assembly fast paths (other architectures or Go releases, and
 // race builds, whose detector must see the per-P accesses) the pinned Go
 // paths run.
@@ -11,6 +13,8 @@ const (
 	fastPath = false
 )
 
-func procID() int                                   { return -1 }
-func allocFast(k *cache) uintptr                    { return 0 }
-func freeFast(k *cache, addr, node uintptr) uintptr { return 1 }
+func procID() int { return -1 }
+
+func cacheAlloc(c *Cache) (unsafe.Pointer, error) { return cacheAllocGo(c) }
+
+func cacheFree(c *Cache, p unsafe.Pointer) { cacheFreeGo(c, p) }

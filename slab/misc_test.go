@@ -32,6 +32,14 @@ func TestInvalidFrees(t *testing.T) {
 		{ptr(page), "not a slab page"},
 		{unsafe.Add(p, 8), "not the start of an object"},
 		{q, "belongs to cache other"},
+		{nil, "not in hotslab memory"},
+		// In the range, in a block never added: its struct page is in the
+		// read-only part of the vmemmap (zeros), which the fast path reads.
+		{ptr(e.sys.Base() + uintptr(memCfg().MaxBlocks-1)*uintptr(e.size) + 64), "not in hotslab memory"},
+	}
+	sh, err := c.PrefillSheaf(4)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range cases {
 		c.Free(tc.ptr)
@@ -39,7 +47,14 @@ func TestInvalidFrees(t *testing.T) {
 		if len(bad) != 1 || !strings.Contains(bad[0].Fault, tc.fault) || bad[0].Cache != "victim" {
 			t.Fatalf("free of %p: got %+v, want %q", tc.ptr, bad, tc.fault)
 		}
+		n := sh.Len()
+		sh.Free(tc.ptr)
+		bad = e.invalid()
+		if len(bad) != 1 || !strings.Contains(bad[0].Fault, tc.fault) || sh.Len() != n {
+			t.Fatalf("sheaf free of %p: got %+v (len %d → %d), want %q", tc.ptr, bad, n, sh.Len(), tc.fault)
+		}
 	}
+	sh.Return()
 	// Double free caught on the fast path (top of the sheaf): one P, so
 	// both frees see the same sheaf...
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))

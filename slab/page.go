@@ -54,6 +54,28 @@ func init() {
 // hdr returns the slab header kept in pg.
 func hdr(pg *mem.Page) *slabHdr { return (*slabHdr)(unsafe.Pointer(&pg.Owner)) }
 
+// The layout of mem.Page as the free path's validation needs it (and
+// fast_amd64.s, through go_asm.h).
+const (
+	pageShift      = mem.PageShift
+	pageStructSize = unsafe.Sizeof(mem.Page{})
+	pageOwnerOff   = unsafe.Offsetof(mem.Page{}.Owner)
+)
+
+// hdrAt returns the slab header slot of addr's page for any addr in the
+// System's range, nil outside it: mem.PageMap.PageAt from the cache's own
+// copy of the range, without a presence check. The header of a page of an
+// absent block, or of a page that is not a slab page, reads cache == 0,
+// which is no cache's id, so comparing h.cache with an id validates
+// both. Kernel: virt_to_slab() without pfn_valid().
+func (k *cache) hdrAt(addr uintptr) *slabHdr {
+	off := addr - k.memBase
+	if off >= k.memSize {
+		return nil
+	}
+	return (*slabHdr)(unsafe.Add(k.vmemmap, (off>>pageShift)*pageStructSize+pageOwnerOff))
+}
+
 // headHdr returns the header of the slab whose pages start at base.
 func (a *Allocator) headHdr(base uintptr) *slabHdr { return hdr(a.sys.PageOf(base)) }
 

@@ -70,8 +70,7 @@ func (s *Sheaf) Alloc() unsafe.Pointer {
 func (s *Sheaf) Free(p unsafe.Pointer) {
 	sh, k := s.sh, s.k
 	addr := uintptr(p)
-	if pg := k.pm.PageOf(addr); pg != nil {
-		h := hdr(pg)
+	if h := k.hdrAt(addr); h != nil {
 		if n := sh.n; h.cache == k.id && k.objStart(h.base, addr) &&
 			n < len(sh.objs) && (n == 0 || sh.objs[n-1] != addr) {
 			sh.objs[n] = addr
@@ -88,8 +87,7 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 func (s *Sheaf) freeSlow(p unsafe.Pointer) {
 	sh, k := s.sh, s.k
 	addr := uintptr(p)
-	pg := k.pm.PageOf(addr)
-	if pg == nil || hdr(pg).cache != k.id || !k.objStart(hdr(pg).base, addr) {
+	if h := k.hdrAt(addr); h == nil || h.cache != k.id || !k.objStart(h.base, addr) {
 		s.c.badFree(addr)
 		return
 	}
@@ -209,12 +207,8 @@ func (k *cache) bulkNode(objs []unsafe.Pointer) int {
 	for _, p := range objs {
 		addr := uintptr(p)
 		if off = addr - base; off >= slabBytes || base == 0 {
-			pg := k.pm.PageOf(addr)
-			if pg == nil {
-				return -2
-			}
-			h := hdr(pg)
-			if h.cache != id {
+			h := k.hdrAt(addr)
+			if h == nil || h.cache != id {
 				return -2
 			}
 			if base = h.base; node == -1 {
