@@ -27,9 +27,17 @@
 // The slab header (struct slab) lives pointer-free in the Owner words of
 // the slab's struct pages (mem's vmemmap), so no Go object exists per slab
 // or per page and the collector sees none of it. Pointer → slab is
-// arithmetic: the cache's copy of mem.PageMap gives the page, whose header
+// arithmetic: the cache's copy of the System's range and vmemmap gives the
+// page (hdrAt, mem.PageMap.PageAt: no presence load — a page of an absent
+// block reads as zeros, cache id 0, which no cache has), whose header
 // holds the cache id, node and slab base (every page) and, on the head
 // page, inuse, the freelist offset and the pfn links of the partial list.
+//
+// Cache.Alloc and Cache.Free are each one call to an unpreemptible NOSPLIT
+// assembly function on amd64 (cacheAlloc, cacheFree; Free's validation
+// included), which tail-jumps to the pinned Go path (cacheAllocGo,
+// cacheFreeGo) for anything but the common case; elsewhere, and in race
+// builds, the Go path is the whole of it.
 //
 // # Locks, outermost first
 //

@@ -13,10 +13,19 @@ import (
 // loops and for sections that must not fail. It is not safe for concurrent
 // use. Kernel: struct slab_sheaf as returned by kmem_cache_prefill_sheaf().
 type Sheaf struct {
-	sh *sheaf
-	k  *cache // c.c
-	c  *Cache
+	// The sheaf's count and array, copied out of sh while the Sheaf is
+	// out (written back by sync): Alloc and Free touch only these and
+	// the cache's constant fields, one dependent load fewer than
+	// through sh.
+	n    int
+	objs []uintptr
+	k    *cache // c.c
+	sh   *sheaf
+	c    *Cache
 }
+
+// sync writes the count back into the underlying sheaf.
+func (s *Sheaf) sync() { s.sh.n = s.n }
 
 // PrefillSheaf returns a sheaf holding at least n objects (1 <= n <=
 // 65536). Objects in it count as allocated until it is returned.
@@ -44,37 +53,38 @@ func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 		}
 	}
 	k.a.statUnpinned(k, SheafPrefill)
-	return &Sheaf{c: c, k: k, sh: sh}, nil
+	return &Sheaf{n: sh.n, objs: sh.objs, c: c, k: k, sh: sh}, nil
 }
 
 // Len returns the number of objects in the sheaf.
-func (s *Sheaf) Len() int { return s.sh.n }
+func (s *Sheaf) Len() int { return s.n }
 
 // Cap returns how many objects the sheaf can hold.
-func (s *Sheaf) Cap() int { return len(s.sh.objs) }
+func (s *Sheaf) Cap() int { return len(s.objs) }
 
 // Alloc pops an object, or returns nil when the sheaf is empty.
 // Kernel: kmem_cache_alloc_from_sheaf().
 func (s *Sheaf) Alloc() unsafe.Pointer {
-	sh := s.sh
-	if sh.n == 0 {
+	n := s.n - 1
+	if n < 0 {
 		return nil
 	}
-	sh.n--
-	return ptr(sh.objs[sh.n])
+	s.n = n
+	return ptr(s.objs[n])
 }
 
 // Free pushes an object of the sheaf's cache back into the sheaf, or,
 // when it is full, frees it to the cache. Invalid pointers are refused as
 // by Cache.Free.
 func (s *Sheaf) Free(p unsafe.Pointer) {
-	sh, k := s.sh, s.k
+	k := s.k
 	addr := uintptr(p)
-	if h := k.hdrAt(addr); h != nil {
-		if n := sh.n; h.cache == k.id && k.objStart(h.base, addr) &&
-			n < len(sh.objs) && (n == 0 || sh.objs[n-1] != addr) {
-			sh.objs[n] = addr
-			sh.n = n + 1
+	n := s.n
+	if off := addr - k.memBase; off < k.memSize && uint(n) < uint(len(s.objs)) {
+		h := (*slabHdr)(unsafe.Add(k.vmemmap, (off>>pageShift)*pageStructSize+pageOwnerOff)) // hdrAt
+		if h.cache == k.id && k.objStart(h.base, addr) && (n == 0 || s.objs[n-1] != addr) {
+			s.objs[n] = addr
+			s.n = n + 1
 			return
 		}
 	}
@@ -85,13 +95,13 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 //
 //go:noinline
 func (s *Sheaf) freeSlow(p unsafe.Pointer) {
-	sh, k := s.sh, s.k
+	k := s.k
 	addr := uintptr(p)
 	if h := k.hdrAt(addr); h == nil || h.cache != k.id || !k.objStart(h.base, addr) {
 		s.c.badFree(addr)
 		return
 	}
-	if sh.n > 0 && sh.objs[sh.n-1] == addr {
+	if s.n > 0 && s.objs[s.n-1] == addr {
 		k.a.invalidFree(s.c.name, addr, "double free")
 		return
 	}
@@ -104,23 +114,28 @@ func (s *Sheaf) Refill(n int) error {
 	if n <= 0 || n > 1<<16 {
 		return fmt.Errorf("%w: cache %q: sheaf size %d", ErrInvalid, s.c.name, n)
 	}
+	s.sync()
 	if n > len(s.sh.objs) {
 		bigger := k.newSheaf(n)
 		bigger.n = copy(bigger.objs, s.sh.objs[:s.sh.n])
 		s.sh = bigger
 	}
-	return k.refill(s.sh, k.a.localNode(0), 0, n)
+	err := k.refill(s.sh, k.a.localNode(0), 0, n)
+	s.n, s.objs = s.sh.n, s.sh.objs
+	return err
 }
 
 // Return gives the sheaf and its remaining objects back to the cache; the
-// sheaf must not be used afterwards. Kernel: kmem_cache_return_sheaf().
+// sheaf must not be used afterwards (if it is, Alloc returns nil and Free
+// frees to the cache). Kernel: kmem_cache_return_sheaf().
 func (s *Sheaf) Return() {
 	if s.sh == nil {
 		return
 	}
 	k := s.c.c
+	s.sync()
 	k.disposeSheaf(s.sh)
-	s.sh = &sheaf{}
+	s.sh, s.n, s.objs = &sheaf{}, 0, nil
 	k.a.statUnpinned(k, SheafReturn)
 }
 
