@@ -47,9 +47,9 @@ func cacheAllocGo(c *Cache) (unsafe.Pointer, error) {
 	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 		pc := &k.pcpu[pid]
 		raceAcquire(unsafe.Pointer(pc))
-		if m := pc.main; m != nil && m.n > 0 {
-			m.n--
-			obj := m.objs[m.n]
+		if pc.n > 0 {
+			pc.n--
+			obj := pc.objs[pc.n]
 			statAdd(&pc.stat[AllocFastpath], 1)
 			raceReleaseMerge(unsafe.Pointer(pc))
 			percpu.Unpin()
@@ -139,23 +139,19 @@ func (c *Cache) allocSlow(node int, gfp GFP) (unsafe.Pointer, error) {
 		raceAcquire(unsafe.Pointer(pc))
 		statAdd(&pc.stat[AllocSlowpath], 1)
 		if sp := pc.spare; sp != nil && sp.n > 0 {
-			pc.main, pc.spare = sp, pc.main
-			sp.n--
-			obj := sp.objs[sp.n]
+			pc.spare = pc.takeMain()
+			pc.setMain(sp)
+		}
+		if pc.n > 0 {
+			// The spare, or refilled by a free on this P since the
+			// fast path looked.
+			pc.n--
+			obj := pc.objs[pc.n]
 			raceReleaseMerge(unsafe.Pointer(pc))
 			percpu.Unpin()
 			return ptr(obj), nil
 		}
-		if m := pc.main; m != nil && m.n > 0 {
-			// Refilled by a free on this P since the fast path looked.
-			m.n--
-			obj := m.objs[m.n]
-			raceReleaseMerge(unsafe.Pointer(pc))
-			percpu.Unpin()
-			return ptr(obj), nil
-		}
-		empty := pc.main
-		pc.main = nil
+		empty := pc.takeMain()
 		raceReleaseMerge(unsafe.Pointer(pc))
 		percpu.Unpin()
 
@@ -215,8 +211,9 @@ func (k *cache) installSheaf(full *sheaf, gen uint64, alloc bool) (obj uintptr, 
 		obj = full.objs[full.n]
 	}
 	switch {
-	case pc.main == nil || pc.main.n == 0:
-		leftover, pc.main = pc.main, full
+	case pc.main == nil || pc.n == 0:
+		leftover = pc.takeMain()
+		pc.setMain(full)
 	case pc.spare == nil || pc.spare.n == 0:
 		leftover, pc.spare = pc.spare, full
 	default:
@@ -355,16 +352,16 @@ func cacheFreeGo(c *Cache, p unsafe.Pointer) {
 	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 		pc := &k.pcpu[pid]
 		raceAcquire(unsafe.Pointer(pc))
-		if m := pc.main; m != nil && int32(h.node) == k.memNode[pid].Load() {
-			if m.n > 0 && m.objs[m.n-1] == addr {
+		if pc.main != nil && int32(h.node) == k.memNode[pid].Load() {
+			if pc.n > 0 && pc.objs[pc.n-1] == addr {
 				raceReleaseMerge(unsafe.Pointer(pc))
 				percpu.Unpin()
 				k.a.invalidFree(c.name, addr, "double free")
 				return
 			}
-			if m.n < len(m.objs) {
-				m.objs[m.n] = addr
-				m.n++
+			if pc.n < len(pc.objs) {
+				pc.objs[pc.n] = addr
+				pc.n++
 				statAdd(&pc.stat[FreeFastpath], 1)
 				raceReleaseMerge(unsafe.Pointer(pc))
 				percpu.Unpin()
@@ -436,24 +433,20 @@ func (k *cache) freeSlow(name string, node int, base, addr uintptr) {
 			return
 		}
 		statAdd(&pc.stat[FreeSlowpath], 1)
-		if m := pc.main; m != nil && m.n < len(m.objs) {
-			// Refilled by another goroutine on this P meanwhile.
-			m.objs[m.n] = addr
-			m.n++
+		if sp := pc.spare; pc.n >= len(pc.objs) && sp != nil && sp.n < len(sp.objs) {
+			pc.spare = pc.takeMain()
+			pc.setMain(sp)
+		}
+		if pc.n < len(pc.objs) {
+			// The spare, or emptied by another goroutine on this P
+			// meanwhile.
+			pc.objs[pc.n] = addr
+			pc.n++
 			raceReleaseMerge(unsafe.Pointer(pc))
 			percpu.Unpin()
 			return
 		}
-		if sp := pc.spare; sp != nil && sp.n < len(sp.objs) {
-			pc.main, pc.spare = sp, pc.main
-			sp.objs[sp.n] = addr
-			sp.n++
-			raceReleaseMerge(unsafe.Pointer(pc))
-			percpu.Unpin()
-			return
-		}
-		full := pc.main
-		pc.main = nil
+		full := pc.takeMain()
 		my := int(a.memNode[pid].Load())
 		raceReleaseMerge(unsafe.Pointer(pc))
 		percpu.Unpin()
@@ -609,8 +602,9 @@ func (k *cache) flushPcpuLocked() {
 	for p := range k.pcpu {
 		pc := &k.pcpu[p]
 		raceAcquire(unsafe.Pointer(pc))
-		if pc.main != nil {
-			k.flushSheaf(pc.main)
+		if m := pc.takeMain(); m != nil {
+			k.flushSheaf(m)
+			pc.setMain(m) // empty, stays the P's
 		}
 		if pc.spare != nil {
 			k.flushSheaf(pc.spare)

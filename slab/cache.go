@@ -112,12 +112,41 @@ type cache struct {
 // Touched only by a goroutine pinned to that P that saw flushing == 0, or
 // by a flusher.
 type pcpuSheaves struct {
+	// n and objs are the main sheaf's count and array, kept here while
+	// main is the P's (main.n is stale then; setMain/takeMain move the
+	// count in and out), so the fast paths reach the array without
+	// loading main first: pc → n → slot, not pc → main → n → slot.
+	// Zero and nil when main is nil.
+	n           int
+	objs        []uintptr
 	main, spare *sheaf
 	// remote collects frees of other nodes' objects (of node
 	// remote.node), sent home a sheaf at a time (replaceRemote).
 	remote *sheaf
 	stat   [NumStats]uint64
-	_      [(cacheLine - (24+NumStats*8)%cacheLine) % cacheLine]byte
+	_      [(cacheLine - (56+NumStats*8)%cacheLine) % cacheLine]byte
+}
+
+// setMain makes sh (nil for none) the P's main sheaf, its count moving
+// into pc.n. The caller owns the P's sheaves (pinned, or a flusher).
+func (pc *pcpuSheaves) setMain(sh *sheaf) {
+	pc.main = sh
+	if sh == nil {
+		pc.n, pc.objs = 0, nil
+		return
+	}
+	pc.n, pc.objs = sh.n, sh.objs
+}
+
+// takeMain detaches and returns the P's main sheaf (nil if none), its
+// count written back.
+func (pc *pcpuSheaves) takeMain() *sheaf {
+	m := pc.main
+	if m != nil {
+		m.n = pc.n
+	}
+	pc.setMain(nil)
+	return m
 }
 
 // cacheNode is a cache's per-node part (struct kmem_cache_node) with its

@@ -58,14 +58,11 @@ TEXT ·cacheAlloc(SB), NOSPLIT|NOFRAME, $0-32
 	JCC  aslow                      // pid >= len(k.pcpu), unsigned
 	IMULQ $pcpuSheaves__size, CX
 	ADDQ cache_pcpu(DX), CX         // pc = &k.pcpu[pid]
-	MOVQ pcpuSheaves_main(CX), BX
-	TESTQ BX, BX
-	JEQ  aslow
-	MOVQ sheaf_n(BX), AX
+	MOVQ pcpuSheaves_n(CX), AX      // the main sheaf's count (0: none)
 	SUBQ $1, AX
 	JLT  aslow                      // empty
-	MOVQ AX, sheaf_n(BX)
-	MOVQ sheaf_objs(BX), SI
+	MOVQ AX, pcpuSheaves_n(CX)
+	MOVQ pcpuSheaves_objs(CX), SI
 	MOVQ (SI)(AX*8), AX
 	INCQ (pcpuSheaves_stat+const_AllocFastpath*8)(CX)
 	MOVQ AX, p+8(FP)
@@ -119,14 +116,11 @@ valid:
 	CMPQ AX, R8
 	JNE  fslow                      // remote object
 	IMULQ $pcpuSheaves__size, CX
-	ADDQ cache_pcpu(DX), CX
-	MOVQ pcpuSheaves_main(CX), BX
-	TESTQ BX, BX
-	JEQ  fslow
-	MOVQ sheaf_n(BX), AX
-	CMPQ AX, (sheaf_objs+8)(BX)
-	JCC  fslow                      // full
-	MOVQ sheaf_objs(BX), SI
+	ADDQ cache_pcpu(DX), CX         // pc = &k.pcpu[pid]
+	MOVQ pcpuSheaves_n(CX), AX      // the main sheaf's count
+	CMPQ AX, (pcpuSheaves_objs+8)(CX)
+	JCC  fslow                      // full, or no main sheaf (len 0)
+	MOVQ pcpuSheaves_objs(CX), SI
 	TESTQ AX, AX
 	JEQ  push
 	CMPQ -8(SI)(AX*8), DI
@@ -134,7 +128,7 @@ valid:
 push:
 	MOVQ DI, (SI)(AX*8)
 	INCQ AX
-	MOVQ AX, sheaf_n(BX)
+	MOVQ AX, pcpuSheaves_n(CX)
 	INCQ (pcpuSheaves_stat+const_FreeFastpath*8)(CX)
 	RET
 recip:

@@ -165,10 +165,10 @@ func (k *cache) bulkFromSheaf(dst []unsafe.Pointer) int {
 	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 		pc := &k.pcpu[pid]
 		raceAcquire(unsafe.Pointer(pc))
-		if m := pc.main; m != nil {
-			n = min(len(dst), m.n)
-			copy(addrs(dst[:n]), m.objs[m.n-n:m.n])
-			m.n -= n
+		if pc.main != nil {
+			n = min(len(dst), pc.n)
+			copy(addrs(dst[:n]), pc.objs[pc.n-n:pc.n])
+			pc.n -= n
 			statAdd(&pc.stat[AllocBulk], uint64(n))
 		}
 		raceReleaseMerge(unsafe.Pointer(pc))
@@ -187,10 +187,10 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 		if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
 			pc := &k.pcpu[pid]
 			raceAcquire(unsafe.Pointer(pc))
-			if m := pc.main; m != nil && int(k.memNode[pid].Load()) == node {
-				i = min(len(objs), len(m.objs)-m.n)
-				copy(m.objs[m.n:m.n+i], addrs(objs[:i]))
-				m.n += i
+			if pc.main != nil && int(k.memNode[pid].Load()) == node {
+				i = min(len(objs), len(pc.objs)-pc.n)
+				copy(pc.objs[pc.n:pc.n+i], addrs(objs[:i]))
+				pc.n += i
 				statAdd(&pc.stat[FreeBulk], uint64(i))
 			}
 			raceReleaseMerge(unsafe.Pointer(pc))

@@ -264,8 +264,8 @@ func TestGOMAXPROCSLowered(t *testing.T) {
 	wg.Wait()
 	cached := 0
 	for p := range c.c.pcpu {
-		if m := c.c.pcpu[p].main; m != nil {
-			cached += m.n
+		if pc := &c.c.pcpu[p]; pc.main != nil {
+			cached += pc.n
 		}
 	}
 	if cached == 0 {
