@@ -124,8 +124,15 @@ type pcpuSheaves struct {
 	// remote.node), sent home a sheaf at a time (replaceRemote).
 	remote *sheaf
 	stat   [NumStats]uint64
-	_      [(cacheLine - (56+NumStats*8)%cacheLine) % cacheLine]byte
+	// Padded to 1<<pcpuShift bytes: whole cache lines, so Ps never share
+	// one, and a power of two, so &k.pcpu[pid] is a shift and an add
+	// (fast_amd64.s). A negative length here means more statistics
+	// than fit: raise pcpuShift.
+	_ [1<<pcpuShift - (56 + NumStats*8)]byte
 }
+
+// pcpuShift is log2 of the size of a pcpuSheaves.
+const pcpuShift = 8
 
 // setMain makes sh (nil for none) the P's main sheaf, its count moving
 // into pc.n. The caller owns the P's sheaves (pinned, or a flusher).

@@ -56,7 +56,7 @@ TEXT ·cacheAlloc(SB), NOSPLIT|NOFRAME, $0-32
 	PROC_ID(CX)
 	CMPQ CX, (cache_pcpu+8)(DX)
 	JCC  aslow                      // pid >= len(k.pcpu), unsigned
-	IMULQ $pcpuSheaves__size, CX
+	SHLQ $const_pcpuShift, CX
 	ADDQ cache_pcpu(DX), CX         // pc = &k.pcpu[pid]
 	MOVQ pcpuSheaves_n(CX), AX      // the main sheaf's count (0: none)
 	SUBQ $1, AX
@@ -115,7 +115,7 @@ valid:
 	MOVLQSX (AX)(CX*4), AX
 	CMPQ AX, R8
 	JNE  fslow                      // remote object
-	IMULQ $pcpuSheaves__size, CX
+	SHLQ $const_pcpuShift, CX
 	ADDQ cache_pcpu(DX), CX         // pc = &k.pcpu[pid]
 	MOVQ pcpuSheaves_n(CX), AX      // the main sheaf's count
 	CMPQ AX, (pcpuSheaves_objs+8)(CX)
