@@ -74,9 +74,10 @@ aslow:
 
 // func cacheFree(c *Cache, p unsafe.Pointer)
 // Validates p (hdrAt, the cache id, objStart) and pushes it onto the P's
-// main sheaf if it is of the P's node, the sheaf has room and p is not on
-// its top; everything else (refusal, double free, remote object, full
-// sheaf, flush) is cacheFreeGo's. Kernel: free_to_pcs().
+// main sheaf if it is of the P's node, or onto the P's remote sheaf if
+// that collects p's node; either must have room and not have p on top.
+// Everything else (refusal, double free, a remote sheaf to replace, full
+// main sheaf, flush) is cacheFreeGo's. Kernel: free_to_pcs().
 TEXT ·cacheFree(SB), NOSPLIT|NOFRAME, $0-16
 	CMPB ·fastPath(SB), $0
 	JEQ  fslow
@@ -113,10 +114,10 @@ valid:
 	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.memNode))
 	MOVQ cache_memNode(DX), AX
 	MOVLQSX (AX)(CX*4), AX
-	CMPQ AX, R8
-	JNE  fslow                      // remote object
 	SHLQ $const_pcpuShift, CX
 	ADDQ cache_pcpu(DX), CX         // pc = &k.pcpu[pid]
+	CMPQ AX, R8
+	JNE  remote                     // an object of another node
 	MOVQ pcpuSheaves_n(CX), AX      // the main sheaf's count
 	CMPQ AX, (pcpuSheaves_objs+8)(CX)
 	JCC  fslow                      // full, or no main sheaf (len 0)
@@ -130,6 +131,28 @@ push:
 	INCQ AX
 	MOVQ AX, pcpuSheaves_n(CX)
 	INCQ (pcpuSheaves_stat+const_FreeFastpath*8)(CX)
+	RET
+remote:
+	// The P's remote sheaf, if it collects node R8 and has room
+	// (freeSlow's remote case, without the replacement).
+	MOVQ pcpuSheaves_remote(CX), BX
+	TESTQ BX, BX
+	JEQ  fslow
+	CMPQ sheaf_node(BX), R8
+	JNE  fslow
+	MOVQ sheaf_n(BX), AX
+	CMPQ AX, (sheaf_objs+8)(BX)
+	JCC  fslow                      // full: it goes home (replaceRemote)
+	MOVQ sheaf_objs(BX), SI
+	TESTQ AX, AX
+	JEQ  rpush
+	CMPQ -8(SI)(AX*8), DI
+	JEQ  fslow                      // on top: double free
+rpush:
+	MOVQ DI, (SI)(AX*8)
+	INCQ AX
+	MOVQ AX, sheaf_n(BX)
+	INCQ (pcpuSheaves_stat+const_FreeRemote*8)(CX)
 	RET
 recip:
 	// objStart for a size that is not a power of two: idx = off*recip>>32
