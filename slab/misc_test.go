@@ -2,6 +2,7 @@ package slab
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"syscall"
@@ -377,5 +378,35 @@ func TestSheafBadInput(t *testing.T) {
 	c.Shrink()
 	if st := c.Stats(); st.Slabs() != 0 {
 		t.Fatalf("%d slabs left", st.Slabs())
+	}
+}
+
+// The free fast path checks an object's start by mask for power-of-two
+// sizes and by reciprocal otherwise: interior pointers, and the last byte
+// of a slab's tail, are refused for both kinds, and the object stays
+// allocated.
+func TestInteriorFrees(t *testing.T) {
+	e := newEnv(t, memCfg())
+	for _, size := range []int{64, 96, 192, 1024} {
+		c := e.cache(fmt.Sprintf("interior-%d", size), size, &CacheOptions{Flags: NoMerge})
+		p, err := c.Alloc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := c.c.hdrAt(uintptr(p))
+		tail := h.base + uintptr(mem.PageSize<<c.c.order) - 1
+		for _, q := range []unsafe.Pointer{unsafe.Add(p, 1), unsafe.Add(p, 8), unsafe.Add(p, size-1), ptr(tail)} {
+			c.Free(q)
+			if bad := e.invalid(); len(bad) != 1 || !strings.Contains(bad[0].Fault, "not the start of an object") {
+				t.Fatalf("size %d: free of %p (object %p): %+v", size, q, p, bad)
+			}
+		}
+		if st := c.Stats(); st.ActiveObjects() == 0 {
+			t.Fatalf("size %d: the object is no longer allocated", size)
+		}
+		c.Free(p)
+		if bad := e.invalid(); len(bad) != 0 {
+			t.Fatalf("size %d: valid free refused: %+v", size, bad)
+		}
 	}
 }
