@@ -56,8 +56,9 @@ type System struct {
 
 	// vmemmap is the virtually contiguous array of every Page of the
 	// range (SPARSEMEM_VMEMMAP): pfn's Page is vmemmap[pfn]. Reserved
-	// PROT_NONE; a block's part is made read-write when the block is
-	// first added and discarded (zero-filled, still mapped) on remove.
+	// read-only (absent blocks read as zeros); a block's part is made
+	// read-write when the block is added, and discarded (zero-filled)
+	// and made read-only again on remove. Unmapped by Close.
 	vmemmap     unsafe.Pointer
 	vmemmapSize uintptr
 	pm          PageMap // PageOf's copy of base, size, blocks, vmemmap

@@ -139,7 +139,9 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 }
 
 // Close unregisters the allocator from the memory system. Caches must not
-// be used afterwards.
+// be used afterwards; a Free is refused and reported, not served. Close
+// the Allocator before its System: the free paths read the System's
+// vmemmap, which System.Close unmaps.
 func (a *Allocator) Close() {
 	a.slabMutex.Lock()
 	if a.closed {
@@ -147,6 +149,16 @@ func (a *Allocator) Close() {
 		return
 	}
 	a.closed = true
+	// An empty range for every cache's free paths (hdrAt and the
+	// assembly): any later free goes to the Go path, which refuses it
+	// through the System (slabOf) instead of reading a vmemmap that
+	// System.Close is about to unmap. After the grace period no fast
+	// path is still using the old range.
+	a.stopPcpu()
+	for _, k := range a.caches {
+		k.memSize = 0
+	}
+	a.startPcpu()
 	a.slabMutex.Unlock()
 	for _, u := range a.unregister {
 		u()

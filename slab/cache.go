@@ -134,6 +134,15 @@ type pcpuSheaves struct {
 // pcpuShift is log2 of the size of a pcpuSheaves.
 const pcpuShift = 8
 
+// fast_amd64.s finds a P's pcpuSheaves by shifting by pcpuShift: the
+// size must be exactly 1<<pcpuShift. Either array length is negative, a
+// compile error, if it is not (the padding above counts 56 bytes of
+// fields by hand).
+var (
+	_ [unsafe.Sizeof(pcpuSheaves{}) - 1<<pcpuShift]struct{}
+	_ [1<<pcpuShift - unsafe.Sizeof(pcpuSheaves{})]struct{}
+)
+
 // setMain makes sh (nil for none) the P's main sheaf, its count moving
 // into pc.n. The caller owns the P's sheaves (pinned, or a flusher).
 func (pc *pcpuSheaves) setMain(sh *sheaf) {

@@ -93,6 +93,11 @@
 //     slab exists (FreePages zeroes them); a large kmalloc's head page
 //     carries largeID, an id no cache has. Cache ids are never reused.
 //   - A remote sheaf holds objects of one node (its node field) only.
+//   - While a sheaf is a P's main sheaf, its count lives in the P's
+//     pcpuSheaves.n (and its array in pcpuSheaves.objs); the sheaf's own
+//     n is stale until takeMain writes it back. n == 0 and objs == nil
+//     when the P has no main sheaf. Likewise a prefilled Sheaf handle's
+//     n is authoritative until Refill or Return syncs it.
 //   - A refused free (outside hotslab memory, not a slab page, not an
 //     object start, another cache's object, double free seen at the sheaf
 //     top or on the slab) changes nothing.

@@ -21,7 +21,8 @@ func procID() int
 func cacheAlloc(c *Cache) (p unsafe.Pointer, err error)
 
 // cacheFree is Cache.Free: p validated and pushed onto the P's main sheaf
-// in assembly, else a tail jump to cacheFreeGo. Kernel: free_to_pcs().
+// (or, for another node's object, onto the P's remote sheaf) in assembly,
+// else a tail jump to cacheFreeGo. Kernel: free_to_pcs().
 //
 //go:noescape
 func cacheFree(c *Cache, p unsafe.Pointer)

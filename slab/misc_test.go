@@ -410,3 +410,29 @@ func TestInteriorFrees(t *testing.T) {
 		}
 	}
 }
+
+// After Allocator.Close and System.Close a free is refused and reported,
+// never a read of the unmapped vmemmap (the fast paths see an empty range).
+func TestFreeAfterClose(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("after-close", 64, &CacheOptions{Flags: NoMerge})
+	p, err := c.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := c.PrefillSheaf(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := sh.Alloc()
+	e.a.Close()
+	if err := e.sys.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Free(p)
+	sh.Free(q)
+	bad := e.invalid()
+	if len(bad) != 2 || !strings.Contains(bad[0].Fault, "not in hotslab memory") {
+		t.Fatalf("frees after close: %+v", bad)
+	}
+}
