@@ -102,6 +102,22 @@ func (a *Allocator) statUnpinned(k *cache, s Stat) {
 	atomic.AddUint64(&k.slowStat[s], 1)
 }
 
+// pinUnflushed pins the goroutine to its P once no flush is in progress
+// (waiting for one that is), returning the P and the flush generation
+// read before pinning (installSheaf compares it to notice a flush that
+// ran while the caller was unpinned). The caller unpins.
+func (a *Allocator) pinUnflushed() (pid int, gen uint64) {
+	for {
+		gen = a.flushGen.Load()
+		pid = percpu.Pin()
+		if a.flushing.Load() == 0 {
+			return pid, gen
+		}
+		percpu.Unpin()
+		a.waitFlush()
+	}
+}
+
 // allocSlow: the P's main and spare sheaves are empty. Swap them, or trade
 // the empty sheaf for a full one from the node's barn, or refill it from
 // partial slabs and new slabs. Kernel: __pcs_replace_empty_main() and
@@ -113,13 +129,7 @@ func (c *Cache) allocSlow(node int, gfp GFP) (unsafe.Pointer, error) {
 		return nil, fmt.Errorf("%w: %q", ErrDestroyed, c.name)
 	}
 	for {
-		gen := a.flushGen.Load()
-		pid := percpu.Pin()
-		if a.flushing.Load() != 0 {
-			percpu.Unpin()
-			a.waitFlush()
-			continue
-		}
+		pid, gen := a.pinUnflushed()
 		my := a.localNode(pid)
 		if uint(pid) >= uint(len(k.pcpu)) || (node != mem.NumaNoNode && node != my) || gfp&ThisNode != 0 && node == mem.NumaNoNode {
 			if uint(pid) < uint(len(k.pcpu)) {
@@ -396,13 +406,7 @@ func (c *Cache) badFree(addr uintptr) {
 func (k *cache) freeSlow(name string, node int, base, addr uintptr) {
 	a := k.a
 	for {
-		gen := a.flushGen.Load()
-		pid := percpu.Pin()
-		if a.flushing.Load() != 0 {
-			percpu.Unpin()
-			a.waitFlush()
-			continue
-		}
+		pid, gen := a.pinUnflushed()
 		if uint(pid) >= uint(len(k.pcpu)) {
 			percpu.Unpin()
 			k.freeToSlab(name, node, base, addr)

@@ -138,9 +138,16 @@ const pcpuShift = 8
 // size must be exactly 1<<pcpuShift. Either array length is negative, a
 // compile error, if it is not (the padding above counts 56 bytes of
 // fields by hand).
+//
+// Its push sequence also takes a pcpuSheaves's main count and array and a
+// sheaf's count and array alike: their offsets must be equal.
 var (
 	_ [unsafe.Sizeof(pcpuSheaves{}) - 1<<pcpuShift]struct{}
 	_ [1<<pcpuShift - unsafe.Sizeof(pcpuSheaves{})]struct{}
+	_ [unsafe.Offsetof(pcpuSheaves{}.n) - unsafe.Offsetof(sheaf{}.n)]struct{}
+	_ [unsafe.Offsetof(sheaf{}.n) - unsafe.Offsetof(pcpuSheaves{}.n)]struct{}
+	_ [unsafe.Offsetof(pcpuSheaves{}.objs) - unsafe.Offsetof(sheaf{}.objs)]struct{}
+	_ [unsafe.Offsetof(sheaf{}.objs) - unsafe.Offsetof(pcpuSheaves{}.objs)]struct{}
 )
 
 // setMain makes sh (nil for none) the P's main sheaf, its count moving

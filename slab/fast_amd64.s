@@ -118,42 +118,36 @@ valid:
 	ADDQ cache_pcpu(DX), CX         // pc = &k.pcpu[pid]
 	CMPQ AX, R8
 	JNE  remote                     // an object of another node
-	MOVQ pcpuSheaves_n(CX), AX      // the main sheaf's count
-	CMPQ AX, (pcpuSheaves_objs+8)(CX)
-	JCC  fslow                      // full, or no main sheaf (len 0)
-	MOVQ pcpuSheaves_objs(CX), SI
+	MOVQ CX, BX                     // the main sheaf's count and array
+	LEAQ (pcpuSheaves_stat+const_FreeFastpath*8)(CX), R9
+push:
+	// BX: a count and array ({n int; objs []uintptr} at the offsets of
+	// pcpuSheaves and sheaf alike, checked in cache.go), R9: the counter
+	// to bump. Push DI unless full (or no array: len 0) or DI on top.
+	MOVQ pcpuSheaves_n(BX), AX
+	CMPQ AX, (pcpuSheaves_objs+8)(BX)
+	JCC  fslow                      // full: the Go path replaces it
+	MOVQ pcpuSheaves_objs(BX), SI
 	TESTQ AX, AX
-	JEQ  push
+	JEQ  store
 	CMPQ -8(SI)(AX*8), DI
 	JEQ  fslow                      // on top: double free
-push:
+store:
 	MOVQ DI, (SI)(AX*8)
 	INCQ AX
-	MOVQ AX, pcpuSheaves_n(CX)
-	INCQ (pcpuSheaves_stat+const_FreeFastpath*8)(CX)
+	MOVQ AX, pcpuSheaves_n(BX)
+	INCQ (R9)
 	RET
 remote:
-	// The P's remote sheaf, if it collects node R8 and has room
-	// (freeSlow's remote case, without the replacement).
+	// The P's remote sheaf, if it collects node R8 (freeSlow's remote
+	// case, without the replacement).
 	MOVQ pcpuSheaves_remote(CX), BX
 	TESTQ BX, BX
 	JEQ  fslow
 	CMPQ sheaf_node(BX), R8
 	JNE  fslow
-	MOVQ sheaf_n(BX), AX
-	CMPQ AX, (sheaf_objs+8)(BX)
-	JCC  fslow                      // full: it goes home (replaceRemote)
-	MOVQ sheaf_objs(BX), SI
-	TESTQ AX, AX
-	JEQ  rpush
-	CMPQ -8(SI)(AX*8), DI
-	JEQ  fslow                      // on top: double free
-rpush:
-	MOVQ DI, (SI)(AX*8)
-	INCQ AX
-	MOVQ AX, sheaf_n(BX)
-	INCQ (pcpuSheaves_stat+const_FreeRemote*8)(CX)
-	RET
+	LEAQ (pcpuSheaves_stat+const_FreeRemote*8)(CX), R9
+	JMP  push
 recip:
 	// objStart for a size that is not a power of two: idx = off*recip>>32
 	// must be < objects and idx*size == off.
