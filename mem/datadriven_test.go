@@ -110,19 +110,16 @@ func argInt(t testing.TB, td *datadriven.TestData, key string, def int) int {
 	return def
 }
 
-func parseKind(t testing.TB, s string) OnlineKind {
+// parseKind parses a scenario's kind= word: the sysfs words, or the short
+// forms "default", "kernel" and "movable".
+func parseKind(s string) (OnlineKind, error) {
 	switch s {
-	case "online", "default":
-		return OnlineDefault
-	case "kernel", "online_kernel":
-		return OnlineKernel
-	case "movable", "online_movable":
-		return OnlineMovable
-	case "offline":
-		return Offline
+	case "default":
+		s = "online"
+	case "kernel", "movable":
+		s = "online_" + s
 	}
-	t.Fatalf("bad kind %q", s)
-	return 0
+	return ParseOnlineKind(s)
 }
 
 func (e *ddEnv) blocksTable() string {
@@ -205,7 +202,11 @@ func (e *ddEnv) cmd(t testing.TB, td *datadriven.TestData) string {
 		}
 		return s.AutoOnline().String()
 	case "online":
-		if err := s.Online(ctx, argInt(t, td, "block", -1), parseKind(t, argStr(td, "kind", "online"))); err != nil {
+		kind, err := parseKind(argStr(td, "kind", "online"))
+		if err != nil {
+			return errString(err)
+		}
+		if err := s.Online(ctx, argInt(t, td, "block", -1), kind); err != nil {
 			return errString(err)
 		}
 		return "ok"

@@ -13,7 +13,7 @@ func ExampleSystem_AddMemory() {
 		panic(err)
 	}
 	defer s.Close()
-	s.SetAutoOnline(mem.OnlineMovable)
+	s.SetAutoOnline(mem.PolicyOnlineMovable)
 	ids, err := s.AddMemory(1, 2<<20)
 	if err != nil {
 		panic(err)

@@ -67,11 +67,12 @@ func (s *System) addLocked(node, n, at int) ([]int, error) {
 // only logged, as in the kernel. Caller holds device_hotplug_lock.
 func (s *System) autoOnlineLocked(ids []int) {
 	p := s.AutoOnline()
-	if p == Offline {
+	kind, ok := p.onlineKind()
+	if !ok {
 		return
 	}
 	for _, id := range ids {
-		if err := s.onlineLocked(s.blocks[id].Load(), p); err != nil {
+		if err := s.onlineLocked(s.blocks[id].Load(), kind); err != nil {
 			s.log.Warn("mem: auto-online failed", "block", id, "policy", p.String(), "err", err)
 		}
 	}
@@ -165,7 +166,7 @@ func (s *System) notifyArg(b *block) MemoryNotify {
 // block stays offline. Kernel: memory_block_action(MEM_ONLINE) →
 // online_pages().
 func (s *System) Online(ctx context.Context, block int, kind OnlineKind) error {
-	if kind != Online && kind != OnlineKernel && kind != OnlineMovable {
+	if !kind.valid() {
 		return errnoErr(syscall.EINVAL, "online block %d: bad kind %v", block, kind)
 	}
 	if err := ctx.Err(); err != nil {
@@ -190,7 +191,7 @@ func (s *System) onlineLocked(b *block, kind OnlineKind) error {
 	switch kind {
 	case OnlineMovable:
 		zt = ZoneMovable
-	case Online:
+	case OnlineDefault:
 		zt = s.defaultZone(b)
 	}
 	s.memHotplug.Lock()

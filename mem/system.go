@@ -132,7 +132,7 @@ func New(cfg Config) (*System, error) {
 		cfg.InitialPerNode/cfg.BlockSize*int64(cfg.Nodes) > int64(cfg.MaxBlocks) {
 		return nil, errnoErr(syscall.EINVAL, "bad initial memory %d per node", cfg.InitialPerNode)
 	}
-	if cfg.AutoOnline < Offline || cfg.AutoOnline > OnlineMovable {
+	if !cfg.AutoOnline.valid() {
 		return nil, errnoErr(syscall.EINVAL, "bad auto-online policy %d", cfg.AutoOnline)
 	}
 	if cfg.Logger == nil {
@@ -453,7 +453,7 @@ func (s *System) PutOnlineMems() { s.memHotplug.RUnlock() }
 // SetAutoOnline sets the policy for blocks added later; an invalid policy
 // is ignored. Kernel: writing auto_online_blocks.
 func (s *System) SetAutoOnline(p Policy) {
-	if p < Offline || p > OnlineMovable {
+	if !p.valid() {
 		s.log.Warn("mem: ignoring invalid auto-online policy", "policy", int(p))
 		return
 	}

@@ -31,15 +31,14 @@ const MaxNodes = 64
 type Policy int
 
 const (
-	// Offline leaves added blocks offline.
-	Offline Policy = iota
-	// Online onlines added blocks into their default zone.
-	Online
-	// OnlineKernel onlines added blocks (or, as an OnlineKind, the block
-	// given to Online) into ZoneNormal.
-	OnlineKernel
-	// OnlineMovable onlines into ZoneMovable.
-	OnlineMovable
+	// PolicyOffline leaves added blocks offline.
+	PolicyOffline Policy = iota
+	// PolicyOnline onlines added blocks into their default zone.
+	PolicyOnline
+	// PolicyOnlineKernel onlines added blocks into ZoneNormal.
+	PolicyOnlineKernel
+	// PolicyOnlineMovable onlines added blocks into ZoneMovable.
+	PolicyOnlineMovable
 )
 
 var policyNames = [...]string{"offline", "online", "online_kernel", "online_movable"}
@@ -62,6 +61,65 @@ func ParsePolicy(s string) (Policy, error) {
 		}
 	}
 	return 0, fmt.Errorf("mem: bad auto-online policy %q: %w", s, syscall.EINVAL)
+}
+
+// valid reports whether p is one of the Policy constants.
+func (p Policy) valid() bool { return p >= PolicyOffline && p <= PolicyOnlineMovable }
+
+// onlineKind is the OnlineKind an online-ing policy onlines with; ok is
+// false for PolicyOffline and invalid policies.
+func (p Policy) onlineKind() (k OnlineKind, ok bool) {
+	switch p {
+	case PolicyOnline:
+		return OnlineDefault, true
+	case PolicyOnlineKernel:
+		return OnlineKernel, true
+	case PolicyOnlineMovable:
+		return OnlineMovable, true
+	}
+	return 0, false
+}
+
+// OnlineKind selects the zone an Online puts a block in: the words
+// "online", "online_kernel" and "online_movable" written to a block's sysfs
+// state file. Online refuses any other value with EINVAL.
+type OnlineKind int
+
+const (
+	// OnlineDefault onlines into the block's default zone (the first of
+	// its ValidZones): the word "online".
+	OnlineDefault OnlineKind = iota
+	// OnlineKernel onlines into ZoneNormal: "online_kernel".
+	OnlineKernel
+	// OnlineMovable onlines into ZoneMovable: "online_movable".
+	OnlineMovable
+)
+
+var onlineKindNames = [...]string{"online", "online_kernel", "online_movable"}
+
+// String returns the sysfs word for k.
+func (k OnlineKind) String() string {
+	if k.valid() {
+		return onlineKindNames[k]
+	}
+	return fmt.Sprintf("OnlineKind(%d)", int(k))
+}
+
+// valid reports whether k is one of the OnlineKind constants.
+func (k OnlineKind) valid() bool { return k >= 0 && int(k) < len(onlineKindNames) }
+
+// ParseOnlineKind parses a word written to a block's sysfs state file to
+// online it ("online", "online_kernel", "online_movable"; a trailing
+// newline is allowed). Other words fail with an error wrapping
+// syscall.EINVAL.
+func ParseOnlineKind(s string) (OnlineKind, error) {
+	w := strings.TrimSuffix(s, "\n")
+	for i, n := range onlineKindNames {
+		if w == n {
+			return OnlineKind(i), nil
+		}
+	}
+	return 0, fmt.Errorf("mem: bad online kind %q: %w", s, syscall.EINVAL)
 }
 
 // Zone is a memory zone of a node.
@@ -114,19 +172,6 @@ func (st BlockState) String() string {
 	return fmt.Sprintf("BlockState(%d)", int(st))
 }
 
-// OnlineKind selects the zone an Online puts a block in: the words
-// "online", "online_kernel" and "online_movable" of the sysfs state file.
-//
-// It is the same type as Policy (the kernel's MMOP_* values serve both
-// auto_online_blocks and the state file), so the names OnlineKernel and
-// OnlineMovable mean the same in both places; OnlineDefault is Online.
-// Online refuses Offline with EINVAL.
-type OnlineKind = Policy
-
-// OnlineDefault onlines into the block's default zone (the first of its
-// ValidZones): the word "online".
-const OnlineDefault OnlineKind = Online
-
 // Backing is where the memory of blocks comes from.
 type Backing int
 
@@ -165,7 +210,7 @@ type Config struct {
 	// boot memory it is onlined into ZoneNormal whatever AutoOnline says.
 	InitialPerNode int64
 	// AutoOnline is the policy for memory added later (AddMemory,
-	// Probe). Default Offline, like the kernel's default.
+	// Probe). Default PolicyOffline, like the kernel's default.
 	AutoOnline Policy
 	// MaxBlocks is the size of the reserved "physical" address space in
 	// blocks (default: 1 TiB worth, at most 8192 blocks). The range,

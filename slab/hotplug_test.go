@@ -199,7 +199,7 @@ func TestCacheCreatedDuringNodeOnline(t *testing.T) {
 func TestNodeInitFailureCancelsOnline(t *testing.T) {
 	e := newEnv(t, memCfg())
 	e.drainNode(1)
-	e.sys.SetAutoOnline(mem.Offline)
+	e.sys.SetAutoOnline(mem.PolicyOffline)
 	ids, err := e.sys.AddMemory(1, e.size)
 	if err != nil {
 		t.Fatal(err)
