@@ -1,7 +1,9 @@
+// The Allocator: the kernel's slab_caches list, slab_mutex, slab_nodes and
+// the id table that maps a slab page's cache id to its cache.
+
 package slab
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -12,21 +14,6 @@ import (
 	"github.com/hotslab/hotslab/mem"
 )
 
-// Errors. Each wraps the errno the kernel would return, so errors.Is works
-// with both the sentinel and the errno.
-var (
-	// ErrInvalid: a bad argument (size, alignment, flags, name, node).
-	ErrInvalid = fmt.Errorf("slab: invalid argument: %w", syscall.EINVAL)
-	// ErrNoMemory: the page allocator could not supply a slab.
-	ErrNoMemory = fmt.Errorf("slab: out of memory: %w", syscall.ENOMEM)
-	// ErrBusy: the cache still has objects and cannot be destroyed.
-	ErrBusy = fmt.Errorf("slab: cache has objects: %w", syscall.EBUSY)
-	// ErrDestroyed: the cache handle was destroyed.
-	ErrDestroyed = fmt.Errorf("slab: cache destroyed: %w", syscall.EINVAL)
-	// ErrExists: a cache of that name exists.
-	ErrExists = fmt.Errorf("slab: cache exists: %w", syscall.EEXIST)
-)
-
 // Lock classes, in lock order (outermost first). slab_mutex is taken
 // inside mem_hotplug_lock by the hotplug notifiers.
 var (
@@ -35,17 +22,6 @@ var (
 	listLockClass  = lockdep.NewClass("&n->list_lock")
 	barnLockClass  = lockdep.NewClass("&barn->lock")
 )
-
-// InvalidFree describes a free the allocator refused.
-type InvalidFree struct {
-	Cache string  // cache the free was addressed to ("" for kfree)
-	Addr  uintptr // the pointer
-	Fault string  // what is wrong with it
-}
-
-func (f *InvalidFree) Error() string {
-	return fmt.Sprintf("slab: invalid free of %#x to cache %q: %s", f.Addr, f.Cache, f.Fault)
-}
 
 // Options configure an Allocator.
 type Options struct {
@@ -168,117 +144,6 @@ func (a *Allocator) Close() {
 // System returns the memory system the allocator draws pages from.
 func (a *Allocator) System() *mem.System { return a.sys }
 
-// computeMemNodes fills memNode from slabNodes. Called with slab_mutex
-// held and, after start, while flushing.
-func (a *Allocator) computeMemNodes() {
-	nn := len(a.slabNodes)
-	for p := range a.memNode {
-		home := a.sys.LocalNode(p)
-		best := home
-		for d := 0; d < nn; d++ {
-			if n := (home + d) % nn; a.slabNodes[n] && a.sys.NodeHasMemory(n) {
-				best = n
-				break
-			}
-		}
-		a.memNode[p].Store(int32(best))
-	}
-}
-
-// stopPcpu takes exclusive ownership of every P's sheaves.
-// Kernel: the effect of flush_all_cpus_locked()'s per-CPU work.
-func (a *Allocator) stopPcpu() {
-	a.flushMu.Lock()
-	a.flushing.Store(1)
-	a.flushGen.Add(1)
-	percpu.Synchronize()
-}
-
-func (a *Allocator) startPcpu() {
-	a.flushing.Store(0)
-	a.flushMu.Unlock()
-}
-
-// waitFlush blocks until a flush in progress is over.
-func (a *Allocator) waitFlush() {
-	a.flushMu.Lock()
-	a.flushMu.Unlock() //nolint:staticcheck // a barrier, not a critical section
-}
-
-func (a *Allocator) invalidFree(cache string, addr uintptr, fault string) {
-	f := &InvalidFree{Cache: cache, Addr: addr, Fault: fault}
-	if a.onInvalid != nil {
-		a.onInvalid(f)
-		return
-	}
-	panic(f.Error())
-}
-
-// nodeCallback is the slab allocator's node notifier.
-// Kernel: slab_node_callback() (6.17+).
-func (a *Allocator) nodeCallback(ev mem.NodeEvent, nid int) error {
-	switch ev {
-	case mem.NodeAddingFirstMemory:
-		// Give every cache a structure for the node before it has
-		// memory, and put the node in slab_nodes, all under slab_mutex,
-		// so a cache created concurrently gets one too.
-		a.slabMutex.Lock()
-		defer a.slabMutex.Unlock()
-		if f := a.failNodeInit.Load(); f != 0 && int(f-1) == nid {
-			return fmt.Errorf("slab: node %d structures: %w", nid, syscall.ENOMEM)
-		}
-		for _, k := range a.caches {
-			k.initNode(nid)
-		}
-		a.slabNodes[nid] = true
-	case mem.NodeAddedFirstMemory:
-		a.slabMutex.Lock()
-		a.stopPcpu()
-		a.computeMemNodes()
-		a.startPcpu()
-		a.slabMutex.Unlock()
-	case mem.NodeRemovingLastMemory:
-		// Kernel: slab_mem_going_offline_callback(): flush every CPU
-		// and shrink every cache.
-		a.slabMutex.Lock()
-		a.flushAndShrinkAll()
-		a.slabMutex.Unlock()
-	case mem.NodeRemovedLastMemory:
-		a.slabMutex.Lock()
-		a.stopPcpu()
-		a.computeMemNodes()
-		a.startPcpu()
-		a.slabMutex.Unlock()
-	}
-	return nil
-}
-
-// memoryCallback empties sheaves and frees empty slabs when a block goes
-// offline, so the block's free slab pages leave it; slab pages holding
-// live objects stay and make the offline fail with EBUSY.
-func (a *Allocator) memoryCallback(ev mem.MemoryEvent, arg mem.MemoryNotify) error {
-	if ev == mem.MemGoingOffline {
-		a.slabMutex.Lock()
-		a.flushAndShrinkAll()
-		a.slabMutex.Unlock()
-	}
-	return nil
-}
-
-// flushAndShrinkAll flushes every P's sheaves and every barn of every
-// cache and frees every empty slab. Called with slab_mutex held.
-func (a *Allocator) flushAndShrinkAll() {
-	a.stopPcpu()
-	for _, k := range a.caches {
-		k.flushPcpuLocked()
-	}
-	a.startPcpu()
-	for _, k := range a.caches {
-		k.flushBarns()
-		k.shrinkNodes()
-	}
-}
-
 // Caches returns a snapshot of every cache in creation order, one entry
 // per underlying cache, with its alias names.
 func (a *Allocator) Caches() []CacheInfo {
@@ -317,11 +182,15 @@ func (a *Allocator) Lookup(name string) (*Cache, bool) {
 	return c, ok
 }
 
-var errNoNode = errors.New("slab: node has no structure")
-
 // publishTable replaces the cache table with change applied to a copy of
 // it. Called with slab_mutex held.
 func (a *Allocator) publishTable(change func([]*cache) []*cache) {
 	t := change(append([]*cache(nil), *a.table.Load()...))
 	a.table.Store(&t)
+}
+
+// statUnpinned counts an event from code that runs unpinned (slow paths):
+// an atomic add on a per-cache counter, exact whatever the P.
+func (a *Allocator) statUnpinned(k *cache, s Stat) {
+	atomic.AddUint64(&k.slowStat[s], 1)
 }

@@ -10,7 +10,8 @@ import (
 // memory is off the Go heap (mmap'd), so the GC ignores such pointers.
 func ptr(u uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&u)) }
 
-func loadWord(addr uintptr) uintptr     { return *(*uintptr)(ptr(addr)) }
+func loadWord(addr uintptr) uintptr { return *(*uintptr)(ptr(addr)) }
+
 func storeWord(addr uintptr, v uintptr) { *(*uintptr)(ptr(addr)) = v }
 
 // slabHdr is the kernel's struct slab, kept — as the kernel overlays struct

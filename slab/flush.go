@@ -1,0 +1,167 @@
+// The flush protocol (one flusher owns every P's sheaves after a grace
+// period) and what flushers do: empty sheaves and barns, free empty slabs.
+
+package slab
+
+import (
+	"unsafe"
+
+	"github.com/hotslab/hotslab/internal/percpu"
+)
+
+// stopPcpu takes exclusive ownership of every P's sheaves.
+// Kernel: the effect of flush_all_cpus_locked()'s per-CPU work.
+func (a *Allocator) stopPcpu() {
+	a.flushMu.Lock()
+	a.flushing.Store(1)
+	a.flushGen.Add(1)
+	percpu.Synchronize()
+}
+
+func (a *Allocator) startPcpu() {
+	a.flushing.Store(0)
+	a.flushMu.Unlock()
+}
+
+// waitFlush blocks until a flush in progress is over.
+func (a *Allocator) waitFlush() {
+	a.flushMu.Lock()
+	a.flushMu.Unlock() //nolint:staticcheck // a barrier, not a critical section
+}
+
+// flushAndShrinkAll flushes every P's sheaves and every barn of every
+// cache and frees every empty slab. Called with slab_mutex held.
+func (a *Allocator) flushAndShrinkAll() {
+	a.stopPcpu()
+	for _, k := range a.caches {
+		k.flushPcpuLocked()
+	}
+	a.startPcpu()
+	for _, k := range a.caches {
+		k.flushBarns()
+		k.shrinkNodes()
+	}
+}
+
+// Shrink flushes every P's sheaves and the barns and gives every empty slab
+// back to the page allocator. It does not take mem_hotplug_lock.
+// Kernel: kmem_cache_shrink().
+func (c *Cache) Shrink() {
+	k := c.c
+	k.a.stopPcpu()
+	k.flushPcpuLocked()
+	k.a.startPcpu()
+	k.flushBarns()
+	k.shrinkNodes()
+}
+
+// pinUnflushed pins the goroutine to its P once no flush is in progress
+// (waiting for one that is), returning the P and the flush generation
+// read before pinning (installSheaf compares it to notice a flush that
+// ran while the caller was unpinned). The caller unpins.
+func (a *Allocator) pinUnflushed() (pid int, gen uint64) {
+	for {
+		gen = a.flushGen.Load()
+		pid = percpu.Pin()
+		if a.flushing.Load() == 0 {
+			return pid, gen
+		}
+		percpu.Unpin()
+		a.waitFlush()
+	}
+}
+
+// flushSheaf returns every object of sh to its slab. Kernel:
+// sheaf_flush_unused().
+func (k *cache) flushSheaf(sh *sheaf) {
+	if sh.n == 0 {
+		return
+	}
+	var discard []*slabHdr
+	var cn *cacheNode
+	for i := 0; i < sh.n; i++ {
+		addr := sh.objs[i]
+		s, _ := k.a.slabOf(addr)
+		if n := k.nodes[s.node].Load(); n != cn {
+			if cn != nil {
+				cn.listLock.Unlock()
+			}
+			cn = n
+			cn.listLock.Lock()
+		}
+		if d := k.putObjLocked(cn, s, addr); d != nil {
+			discard = append(discard, d)
+		}
+	}
+	cn.listLock.Unlock()
+	sh.n = 0
+	for _, s := range discard {
+		k.discardSlab(s)
+	}
+	k.a.statUnpinned(k, SheafFlush)
+}
+
+// flushPcpuLocked empties every P's sheaves. The caller holds the P's
+// (stopPcpu). Kernel: flush_all_cpus_locked() for sheaves.
+func (k *cache) flushPcpuLocked() {
+	for p := range k.pcpu {
+		pc := &k.pcpu[p]
+		raceAcquire(unsafe.Pointer(pc))
+		if m := pc.takeMain(); m != nil {
+			k.flushSheaf(m)
+			pc.setMain(m) // empty, stays the P's
+		}
+		if pc.spare != nil {
+			k.flushSheaf(pc.spare)
+		}
+		if pc.remote != nil {
+			k.flushSheaf(pc.remote)
+		}
+		raceReleaseMerge(unsafe.Pointer(pc))
+	}
+}
+
+// flushBarns empties every node's barn of full sheaves.
+// Kernel: barn_shrink().
+func (k *cache) flushBarns() {
+	for n := range k.nodes {
+		cn := k.nodes[n].Load()
+		if cn == nil {
+			continue
+		}
+		cn.barnLock.Lock()
+		full := cn.full
+		cn.full = nil
+		cn.empty = nil
+		cn.barnLock.Unlock()
+		for _, sh := range full {
+			k.flushSheaf(sh)
+		}
+	}
+}
+
+// shrinkNodes frees every empty slab. Kernel: __kmem_cache_do_shrink().
+func (k *cache) shrinkNodes() {
+	for n := range k.nodes {
+		cn := k.nodes[n].Load()
+		if cn == nil {
+			continue
+		}
+		var discard []*slabHdr
+		cn.listLock.Lock()
+		for s := cn.partial.first(k.a); s != nil; {
+			next := k.a.nextOf(s)
+			if s.inuse == 0 {
+				cn.partial.remove(k.a, s)
+				cn.nrSlabs--
+				cn.nrFree -= int64(k.objects)
+				discard = append(discard, s)
+			}
+			s = next
+		}
+		cn.listLock.Unlock()
+		for _, s := range discard {
+			k.discardSlab(s)
+		}
+	}
+}

@@ -1,0 +1,216 @@
+// The free path: validation, per-P sheaf, remote sheaf, back to the slab.
+
+package slab
+
+import (
+	"unsafe"
+
+	"github.com/hotslab/hotslab/internal/percpu"
+)
+
+// Free returns an object to its cache. Pointers that are not objects of
+// this cache are refused and reported (see Options.OnInvalidFree); nothing
+// changes. The fast path validates the pointer (its page's slab header
+// names this cache, and it is an object's start) and pushes it onto the
+// P's sheaf; an object of another node goes home through the P's remote
+// sheaf. On amd64 all of that is one unpreemptible assembly function,
+// cacheFree. Kernel: kmem_cache_free().
+func (c *Cache) Free(p unsafe.Pointer) { cacheFree(c, p) }
+
+// cacheFreeGo is Free's pinned Go path: the whole of Free where there is
+// no assembly, and where the assembly fast path jumps for everything but
+// a valid local free into a sheaf with room (so invalid frees are
+// classified and reported here).
+func cacheFreeGo(c *Cache, p unsafe.Pointer) {
+	k := c.c
+	addr := uintptr(p)
+	h := k.hdrAt(addr)
+	if h == nil || h.cache != k.id || !k.objStart(h.base, addr) {
+		c.badFree(addr)
+		return
+	}
+	pid := percpu.Pin()
+	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
+		pc := &k.pcpu[pid]
+		raceAcquire(unsafe.Pointer(pc))
+		if pc.main != nil && int32(h.node) == k.memNode[pid].Load() {
+			if pc.n > 0 && pc.objs[pc.n-1] == addr {
+				raceReleaseMerge(unsafe.Pointer(pc))
+				percpu.Unpin()
+				k.a.invalidFree(c.name, addr, "double free")
+				return
+			}
+			if pc.n < len(pc.objs) {
+				pc.objs[pc.n] = addr
+				pc.n++
+				statAdd(&pc.stat[FreeFastpath], 1)
+				raceReleaseMerge(unsafe.Pointer(pc))
+				percpu.Unpin()
+				return
+			}
+		}
+		raceReleaseMerge(unsafe.Pointer(pc))
+	}
+	percpu.Unpin()
+	k.freeSlow(c.name, int(h.node), h.base, addr)
+}
+
+// badFree reports why addr cannot be freed to c.
+func (c *Cache) badFree(addr uintptr) {
+	a := c.c.a
+	s, why := a.slabOf(addr)
+	switch {
+	case s == nil:
+	case s.cache != c.c.id:
+		why = "object belongs to another cache"
+		if o := a.cacheOf(s.cache); o != nil {
+			why = "object belongs to cache " + o.name
+		}
+	default:
+		why = "not the start of an object"
+	}
+	a.invalidFree(c.name, addr, why)
+}
+
+// freeSlow: the P's main sheaf is full (or absent), or the object is
+// remote. Kernel: __pcs_replace_full_main() / __slab_free().
+func (k *cache) freeSlow(name string, node int, base, addr uintptr) {
+	a := k.a
+	for {
+		pid, gen := a.pinUnflushed()
+		if uint(pid) >= uint(len(k.pcpu)) {
+			percpu.Unpin()
+			k.freeToSlab(name, node, base, addr)
+			return
+		}
+		pc := &k.pcpu[pid]
+		raceAcquire(unsafe.Pointer(pc))
+		if node != int(a.memNode[pid].Load()) {
+			statAdd(&pc.stat[FreeRemote], 1)
+			r := pc.remote
+			if r != nil && r.node == node && r.n < len(r.objs) {
+				if r.n > 0 && r.objs[r.n-1] == addr {
+					raceReleaseMerge(unsafe.Pointer(pc))
+					percpu.Unpin()
+					a.invalidFree(name, addr, "double free")
+					return
+				}
+				r.objs[r.n] = addr
+				r.n++
+				raceReleaseMerge(unsafe.Pointer(pc))
+				percpu.Unpin()
+				return
+			}
+			pc.remote = nil
+			raceReleaseMerge(unsafe.Pointer(pc))
+			percpu.Unpin()
+			k.replaceRemote(r, node, addr, gen)
+			return
+		}
+		statAdd(&pc.stat[FreeSlowpath], 1)
+		if sp := pc.spare; pc.n >= len(pc.objs) && sp != nil && sp.n < len(sp.objs) {
+			pc.spare = pc.takeMain()
+			pc.setMain(sp)
+		}
+		if pc.n < len(pc.objs) {
+			// The spare, or emptied by another goroutine on this P
+			// meanwhile.
+			pc.objs[pc.n] = addr
+			pc.n++
+			raceReleaseMerge(unsafe.Pointer(pc))
+			percpu.Unpin()
+			return
+		}
+		full := pc.takeMain()
+		my := int(a.memNode[pid].Load())
+		raceReleaseMerge(unsafe.Pointer(pc))
+		percpu.Unpin()
+
+		empty := k.getEmptySheaf(my, full)
+		empty.objs[0] = addr
+		empty.n = 1
+		// If a flush ran meanwhile, installSheaf puts addr back in its
+		// slab instead.
+		k.installSheaf(empty, gen, false)
+		return
+	}
+}
+
+// replaceRemote: the P's remote sheaf r (taken off the P; may be nil) is
+// full or collects another node's objects. A full one goes whole to the
+// barn of its node, where that node's Ps take it as a full sheaf, so the
+// objects go home without being touched; otherwise (or if the barn is
+// full) its objects go back to their slabs. addr starts the P's next
+// remote sheaf. Kernel: none; SLUB sends remote frees to their slab one
+// by one (__slab_free), which costs a list_lock and two cache misses per
+// object.
+func (k *cache) replaceRemote(r *sheaf, node int, addr uintptr, gen uint64) {
+	a := k.a
+	if r != nil && r.n == len(r.objs) && len(r.objs) == k.sheafCap {
+		if cn := k.nodes[r.node].Load(); cn != nil && cn.barnPutFull(r) {
+			a.statUnpinned(k, BarnPut)
+			r = nil
+		}
+	}
+	if r != nil {
+		k.flushSheaf(r)
+	} else {
+		r = k.getEmptySheaf(node, nil)
+	}
+	r.node = node
+	r.objs[0] = addr
+	r.n = 1
+	pid := percpu.Pin()
+	if a.flushing.Load() != 0 || a.flushGen.Load() != gen || uint(pid) >= uint(len(k.pcpu)) {
+		percpu.Unpin()
+		k.flushSheaf(r)
+		return
+	}
+	pc := &k.pcpu[pid]
+	raceAcquire(unsafe.Pointer(pc))
+	if pc.remote == nil {
+		pc.remote, r = r, nil
+	}
+	raceReleaseMerge(unsafe.Pointer(pc))
+	percpu.Unpin()
+	if r != nil {
+		k.flushSheaf(r)
+	}
+}
+
+// freeToSlab puts one object back on its slab under the node's list_lock
+// and frees the slab if it became empty and the node has enough partial
+// slabs. Kernel: __slab_free() / discard_slab().
+func (k *cache) freeToSlab(name string, node int, base, addr uintptr) {
+	cn := k.nodes[node].Load()
+	cn.listLock.Lock()
+	s := k.a.headHdr(base)
+	if s.cache != k.id || s.base != base || s.inuse == 0 || s.freelist == uint32(addr-base)+1 {
+		cn.listLock.Unlock()
+		k.a.invalidFree(name, addr, "double free")
+		return
+	}
+	discard := k.putObjLocked(cn, s, addr)
+	cn.listLock.Unlock()
+	if discard != nil {
+		k.discardSlab(discard)
+	}
+}
+
+// putObjLocked returns addr to s; it returns s if s is now empty and must
+// be discarded. Called with the node's list_lock.
+func (k *cache) putObjLocked(cn *cacheNode, s *slabHdr, addr uintptr) *slabHdr {
+	k.pushFree(s, addr)
+	s.inuse--
+	cn.nrFree++
+	if !s.onList {
+		cn.partial.push(k.a, s)
+	}
+	if s.inuse == 0 && cn.partial.n > k.minPartial {
+		cn.partial.remove(k.a, s)
+		cn.nrSlabs--
+		cn.nrFree -= int64(k.objects)
+		return s
+	}
+	return nil
+}
