@@ -1,9 +1,30 @@
+// The page allocator's entry points: GFP flags, AllocPages (per-P fast
+// path, then the zonelist) and FreePages.
+
 package mem
 
 import (
 	"syscall"
 
 	"github.com/hotslab/hotslab/internal/percpu"
+)
+
+// GFP are allocation flags. Kernel: gfp_t.
+type GFP uint32
+
+const (
+	// GFPMovable allows placement in ZoneMovable (tried first). Pages
+	// allocated with it may only be offlined away if their owner
+	// registers a Migrator or frees them; Offline waits (retries) for
+	// such pages instead of failing. Kernel: __GFP_MOVABLE.
+	GFPMovable GFP = 1 << iota
+	// GFPThisNode forbids falling back to other nodes. Kernel:
+	// __GFP_THISNODE.
+	GFPThisNode
+	// GFPZero zeroes the pages. Kernel: __GFP_ZERO.
+	GFPZero
+
+	gfpMask = GFPMovable | GFPThisNode | GFPZero
 )
 
 // AllocPages allocates 2^order contiguous pages and returns the address of
@@ -210,57 +231,5 @@ func (s *System) freeSlow(b *block, pg *Page, addr uintptr, order int) error {
 		return nil
 	}
 	s.freeToBuddy(b, pg, order)
-	return nil
-}
-
-// SetMigrator marks the allocation at addr as movable by m: when its block
-// is offlined, m.MigratePage moves it instead of the offline failing or
-// waiting. m == nil clears it. It is ignored (with EINVAL) if addr is not
-// the head of an allocation. Kernel: __SetPageMovable().
-func (s *System) SetMigrator(addr uintptr, m Migrator) {
-	_ = s.setMigrator(addr, m)
-}
-
-func (s *System) setMigrator(addr uintptr, m Migrator) error {
-	addr &^= PageSize - 1 // the side table is keyed by page address
-	pg := s.PageOf(addr)
-	if pg == nil || !pg.Allocated() {
-		return errnoErr(syscall.EINVAL, "set migrator of %#x: not an allocation", addr)
-	}
-	if m != nil {
-		// Entry first: whoever sees pgMigrator finds it.
-		s.migs.Store(addr, m)
-	}
-	for {
-		st := pg.loadState()
-		if stKind(st) != pgAlloc {
-			if m != nil {
-				s.migs.Delete(addr)
-			}
-			return errnoErr(syscall.EINVAL, "set migrator of %#x: not an allocation", addr)
-		}
-		nst := st | pgMigrator
-		if m == nil {
-			nst = st &^ pgMigrator
-		}
-		if st == nst || pg.casState(st, nst) {
-			break
-		}
-	}
-	if m == nil {
-		s.migs.Delete(addr)
-	}
-	return nil
-}
-
-// migrator returns the Migrator of the allocation at addr whose head's
-// state st the caller read, or nil.
-func (s *System) migrator(addr uintptr, st uint32) Migrator {
-	if st&pgMigrator == 0 {
-		return nil
-	}
-	if v, ok := s.migs.Load(addr); ok {
-		return v.(Migrator)
-	}
 	return nil
 }

@@ -1,10 +1,38 @@
+// Zones and their buddy allocators: the Zone kinds, the zone type, and
+// taking chunks off and putting them back on the free lists (split,
+// merge, isolate).
+
 package mem
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"github.com/hotslab/hotslab/lockdep"
 )
+
+// Zone is a memory zone of a node.
+type Zone int
+
+const (
+	// ZoneNormal holds any allocation (kernel memory, slab pages).
+	ZoneNormal Zone = iota
+	// ZoneMovable holds only movable allocations (GFPMovable), so its
+	// blocks can always be offlined once their pages are migrated.
+	ZoneMovable
+	nrZones
+)
+
+// String returns the kernel's zone name ("Normal", "Movable").
+func (z Zone) String() string {
+	switch z {
+	case ZoneNormal:
+		return "Normal"
+	case ZoneMovable:
+		return "Movable"
+	}
+	return fmt.Sprintf("Zone(%d)", int(z))
+}
 
 // zone is one zone of one node: a buddy allocator over the free pages of
 // its online, non-isolated blocks. Kernel: struct zone.

@@ -1,3 +1,6 @@
+// The memory and node notifier chains: their events (MemoryEvent,
+// NodeEvent) and arguments, the chain type, and registration.
+
 package mem
 
 import (
@@ -9,6 +12,105 @@ import (
 
 	"github.com/hotslab/hotslab/lockdep"
 )
+
+// MemoryEvent is an event of the memory notifier chain.
+type MemoryEvent int
+
+const (
+	// MemGoingOnline is sent before a block's pages are onlined; it may
+	// fail, which cancels the online.
+	MemGoingOnline MemoryEvent = iota
+	// MemOnline is sent after a block is online.
+	MemOnline
+	// MemCancelOnline is sent to every subscriber when an online failed
+	// after MemGoingOnline.
+	MemCancelOnline
+	// MemGoingOffline is sent after the block is isolated, before its
+	// pages are migrated; it may fail, which cancels the offline.
+	MemGoingOffline
+	// MemOffline is sent after a block is offline.
+	MemOffline
+	// MemCancelOffline is sent to every subscriber when an offline failed
+	// after the block was isolated.
+	MemCancelOffline
+)
+
+var memEventNames = [...]string{"MEM_GOING_ONLINE", "MEM_ONLINE", "MEM_CANCEL_ONLINE",
+	"MEM_GOING_OFFLINE", "MEM_OFFLINE", "MEM_CANCEL_OFFLINE"}
+
+// String returns the kernel's name of e, e.g. "MEM_GOING_ONLINE".
+func (e MemoryEvent) String() string {
+	if e >= 0 && int(e) < len(memEventNames) {
+		return memEventNames[e]
+	}
+	return fmt.Sprintf("MemoryEvent(%d)", int(e))
+}
+
+// ParseMemoryEvent parses a kernel event name such as "MEM_GOING_ONLINE".
+func ParseMemoryEvent(s string) (MemoryEvent, error) {
+	for i, n := range memEventNames {
+		if s == n {
+			return MemoryEvent(i), nil
+		}
+	}
+	return 0, fmt.Errorf("mem: unknown memory event %q: %w", s, syscall.EINVAL)
+}
+
+// MemoryNotify is the argument of a memory event. Kernel: struct
+// memory_notify.
+type MemoryNotify struct {
+	StartPFN, NrPages uint64 // pfn = physical address >> PageShift
+	Block, Node       int
+}
+
+func (s *System) notifyArg(b *block) MemoryNotify {
+	return MemoryNotify{StartPFN: uint64(b.index) << (s.blockShift - PageShift),
+		NrPages: uint64(s.pagesPerBlock), Block: b.index, Node: b.node}
+}
+
+// NodeEvent is an event of the node notifier chain (Linux 6.17+).
+type NodeEvent int
+
+const (
+	// NodeAddingFirstMemory: a node without memory is about to get some;
+	// may fail, which cancels the online.
+	NodeAddingFirstMemory NodeEvent = iota
+	// NodeAddedFirstMemory: the node has memory (N_MEMORY) now.
+	NodeAddedFirstMemory
+	// NodeCancelAddingFirstMemory: the online that would have given the
+	// node its first memory failed.
+	NodeCancelAddingFirstMemory
+	// NodeRemovingLastMemory: the node's last online block is going
+	// offline; may fail, which cancels the offline.
+	NodeRemovingLastMemory
+	// NodeRemovedLastMemory: the node has no memory any more.
+	NodeRemovedLastMemory
+	// NodeCancelRemovingLastMemory: the offline of the last block failed.
+	NodeCancelRemovingLastMemory
+)
+
+var nodeEventNames = [...]string{"NODE_ADDING_FIRST_MEMORY", "NODE_ADDED_FIRST_MEMORY",
+	"NODE_CANCEL_ADDING_FIRST_MEMORY", "NODE_REMOVING_LAST_MEMORY",
+	"NODE_REMOVED_LAST_MEMORY", "NODE_CANCEL_REMOVING_LAST_MEMORY"}
+
+// String returns the kernel's name of e, e.g. "NODE_ADDING_FIRST_MEMORY".
+func (e NodeEvent) String() string {
+	if e >= 0 && int(e) < len(nodeEventNames) {
+		return nodeEventNames[e]
+	}
+	return fmt.Sprintf("NodeEvent(%d)", int(e))
+}
+
+// ParseNodeEvent parses a kernel event name such as
+// "NODE_ADDING_FIRST_MEMORY".
+func ParseNodeEvent(s string) (NodeEvent, error) {
+	for i, n := range nodeEventNames {
+		if s == n {
+			return NodeEvent(i), nil
+		}
+	}
+	return 0, fmt.Errorf("mem: unknown node event %q: %w", s, syscall.EINVAL)
+}
 
 // chain is a blocking notifier chain: callbacks sorted by priority
 // (higher first; equal priorities in registration order), called with the

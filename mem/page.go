@@ -1,10 +1,12 @@
+// Page, the struct page of every page of a present block, its state
+// word, and the lock-free address ↔ Page ↔ pfn translations (PageOf,
+// PageMap, PFNPage, PageNode, BlockOf).
+
 package mem
 
 import (
 	"sync/atomic"
 	"unsafe"
-
-	"github.com/hotslab/hotslab/lockdep"
 )
 
 // Page is the metadata of one 4 KiB page: the kernel's struct page. Every
@@ -101,43 +103,7 @@ func (s *System) pageBlock(p *Page) *block {
 // of a present block (from PageOf or PFNPage). Kernel: page_address().
 func (s *System) PageAddr(p *Page) uintptr { return s.pageBlock(p).pageAddr(int(p.idx)) }
 
-// block is a memory block: the kernel's struct memory_block plus the
-// struct pages of its range.
-type block struct {
-	index int
-	node  int
-	addr  uintptr
-	pfn   uint32        // pfn of pages[0]
-	dev   lockdep.Mutex // device lock: held across Online/Offline/Remove
-	state atomic.Int32  // BlockState
-	// zone is the zone the block is online in (nil while offline). Set
-	// under mem_hotplug_lock (write) and the zone lock.
-	zone atomic.Pointer[zone]
-	// isolated: the block's free pages are not on any free list and
-	// order-0 frees bypass the per-P lists. True while offline and going
-	// offline. Written under the zone lock.
-	isolated atomic.Bool
-	// nrFree counts the block's pages in the buddy allocator, isolated
-	// or not (zone lock).
-	nrFree atomic.Int64
-	// pages[i] describes page i: the block's part of the vmemmap.
-	pages []Page
-}
-
 const pageSize = unsafe.Sizeof(Page{})
-
-// newBlock makes block i of s with its Pages.
-func (s *System) newBlock(i, node int) *block {
-	b := &block{index: i, node: node, addr: s.base + uintptr(i)<<s.blockShift,
-		pfn: uint32(i << (s.blockShift - PageShift))}
-	b.pages = unsafe.Slice((*Page)(unsafe.Add(s.vmemmap, uintptr(i*s.pagesPerBlock)*pageSize)), s.pagesPerBlock)
-	for j := range b.pages {
-		b.pages[j] = Page{idx: uint32(j), next: nilPFN, prev: nilPFN}
-	}
-	return b
-}
-
-func (b *block) pageAddr(i int) uintptr { return b.addr + uintptr(i)<<PageShift }
 
 // PageOf returns the Page of the page holding addr, or nil if addr is
 // outside the range or in a block that is not present. Lock-free: one

@@ -1,9 +1,10 @@
 //go:build !race
 
-package mem
+// Per-P list words and the fast paths' page-state changes outside race
+// builds. The list words are plain memory: only the owning pinned P, or
+// the drainer after a grace period, touches them.
 
-// Per-P list words are plain memory: only the owning pinned P, or the
-// drainer after a grace period, touches them.
+package mem
 
 func pload(p *uintptr) uintptr     { return *p }
 func pstore(p *uintptr, v uintptr) { *p = v }

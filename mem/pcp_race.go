@@ -1,12 +1,13 @@
 //go:build race
 
+// Per-P list words and the fast paths' page-state changes under the race
+// detector: accessed atomically, because the hand-off between a P and the
+// drainer is ordered by a stop-the-world grace period, which the detector
+// does not see.
+
 package mem
 
 import "sync/atomic"
-
-// Under the race detector per-P list words are accessed atomically: the
-// hand-off between a P and the drainer is ordered by a stop-the-world
-// grace period, which the detector does not see.
 
 func pload(p *uintptr) uintptr     { return atomic.LoadUintptr(p) }
 func pstore(p *uintptr, v uintptr) { atomic.StoreUintptr(p, v) }

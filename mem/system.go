@@ -1,3 +1,6 @@
+// System: its lock classes, fields, construction (New) and teardown
+// (Close), and its fixed geometry.
+
 package mem
 
 import (
@@ -27,13 +30,6 @@ var (
 	nodeChainClass     = lockdep.NewClass("node_chain.rwsem")
 	drainClass         = lockdep.NewClass("pcp_drain_mutex")
 	zoneLockClass      = lockdep.NewClass("zone_lock")
-)
-
-const (
-	defaultNodes     = 2
-	defaultBlockSize = 128 << 20
-	defaultRange     = 1 << 40
-	defaultMaxBlocks = 8192
 )
 
 // System is a machine's memory: nodes, zones, memory blocks in one reserved
@@ -91,11 +87,6 @@ type System struct {
 	nodeChain chain[NodeEvent, int]
 
 	closed bool // under deviceHotplug
-}
-
-type nodeInfo struct {
-	online int // online blocks
-	normal int // online blocks in ZoneNormal
 }
 
 // New creates a System: it reserves the address range, adds
@@ -214,145 +205,6 @@ func New(cfg Config) (*System, error) {
 	return s, nil
 }
 
-// reserve maps the PROT_NONE range and opens the backing file.
-func (s *System) reserve(cfg Config) error {
-	switch cfg.Backing {
-	case BackingAnon:
-	case BackingMemfd:
-		fd, err := unix.MemfdCreate("hotslab-mem", unix.MFD_CLOEXEC)
-		if err != nil {
-			return fmt.Errorf("mem: memfd_create: %w", err)
-		}
-		s.fd = fd
-	case BackingFile:
-		if cfg.BackingPath == "" {
-			return errnoErr(syscall.EINVAL, "BackingFile needs BackingPath")
-		}
-		fd, err := unix.Open(cfg.BackingPath, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			return fmt.Errorf("mem: open %s: %w", cfg.BackingPath, err)
-		}
-		s.fd = fd
-	default:
-		return errnoErr(syscall.EINVAL, "bad backing %d", cfg.Backing)
-	}
-	if s.fd >= 0 {
-		if err := unix.Ftruncate(s.fd, int64(s.size)); err != nil {
-			unix.Close(s.fd)
-			return fmt.Errorf("mem: ftruncate backing to %d: %w", s.size, err)
-		}
-	}
-	// Reserve one block more than needed and trim, so that Base is
-	// block-aligned: then every buddy chunk is aligned to its size in
-	// virtual addresses too, as in the kernel's direct map.
-	bs := uintptr(s.blockSize)
-	p, err := unix.MmapPtr(-1, 0, nil, s.size+bs, unix.PROT_NONE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		if s.fd >= 0 {
-			unix.Close(s.fd)
-		}
-		return fmt.Errorf("mem: reserve %d bytes: %w", s.size, err)
-	}
-	head := (bs - uintptr(p)%bs) % bs
-	if head > 0 {
-		_ = unix.MunmapPtr(p, head)
-	}
-	if tail := bs - head; tail > 0 {
-		_ = unix.MunmapPtr(unsafe.Add(p, head+s.size), tail)
-	}
-	s.basePtr = unsafe.Add(p, head)
-	s.base = uintptr(s.basePtr)
-	// The Pages: off the Go heap, so the collector never sees them.
-	s.vmemmapSize = s.size >> PageShift * pageSize
-	// Read-only, not PROT_NONE: a lock-free PageMap.PageAt of any address
-	// in the range may read its Page, and an absent block's Pages read as
-	// zeros (the shared zero page) instead of faulting.
-	vm, err := unix.MmapPtr(-1, 0, nil, s.vmemmapSize, unix.PROT_READ,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		_ = unix.MunmapPtr(s.basePtr, s.size)
-		if s.fd >= 0 {
-			unix.Close(s.fd)
-		}
-		return fmt.Errorf("mem: reserve %d bytes of struct pages: %w", s.vmemmapSize, err)
-	}
-	s.vmemmap = vm
-	return nil
-}
-
-// memmap returns block i's part of the vmemmap.
-func (s *System) memmap(i int) []byte {
-	n := uintptr(s.pagesPerBlock) * pageSize
-	return unsafe.Slice((*byte)(unsafe.Add(s.vmemmap, uintptr(i)*n)), n)
-}
-
-// ptr turns an address inside the range into a pointer.
-func (s *System) ptr(addr uintptr) unsafe.Pointer { return unsafe.Add(s.basePtr, addr-s.base) }
-
-func (s *System) bytes(addr uintptr, n uintptr) []byte {
-	return unsafe.Slice((*byte)(s.ptr(addr)), n)
-}
-
-// mapBlock maps block i PROT_NONE from the backing (hot-add).
-func (s *System) mapBlock(i int) error {
-	addr := s.ptr(s.base + uintptr(i)<<s.blockShift)
-	var err error
-	if s.fd >= 0 {
-		_, err = unix.MmapPtr(s.fd, int64(i)<<s.blockShift, addr, uintptr(s.blockSize),
-			unix.PROT_NONE, unix.MAP_SHARED|unix.MAP_FIXED)
-	} else {
-		_, err = unix.MmapPtr(-1, 0, addr, uintptr(s.blockSize), unix.PROT_NONE,
-			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
-	}
-	if err == nil {
-		// The block's Pages (a whole number of OS pages: blocks are at
-		// least 1 MiB): read-write while the block is present.
-		err = unix.Mprotect(s.memmap(i), unix.PROT_READ|unix.PROT_WRITE)
-	}
-	return err
-}
-
-// unmapBlock puts block i back into the PROT_NONE reservation (hot-remove).
-func (s *System) unmapBlock(i int) error {
-	s.discard(i)
-	// The Pages go back to zeros and read-only: a lock-free reader that
-	// raced with the remove reads zeros, never faults.
-	if err := unix.Madvise(s.memmap(i), unix.MADV_DONTNEED); err != nil {
-		s.log.Warn("mem: madvise(MADV_DONTNEED) of struct pages failed", "block", i, "err", err)
-	}
-	if err := unix.Mprotect(s.memmap(i), unix.PROT_READ); err != nil {
-		s.log.Warn("mem: mprotect(PROT_READ) of struct pages failed", "block", i, "err", err)
-	}
-	_, err := unix.MmapPtr(-1, 0, s.ptr(s.base+uintptr(i)<<s.blockShift), uintptr(s.blockSize),
-		unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
-	return err
-}
-
-// protect makes block i accessible (online) or not (offline).
-func (s *System) protect(i int, rw bool) error {
-	prot := unix.PROT_NONE
-	if rw {
-		prot = unix.PROT_READ | unix.PROT_WRITE
-	}
-	return unix.Mprotect(s.bytes(s.base+uintptr(i)<<s.blockShift, uintptr(s.blockSize)), prot)
-}
-
-// discard gives block i's memory back to the OS.
-func (s *System) discard(i int) {
-	b := s.bytes(s.base+uintptr(i)<<s.blockShift, uintptr(s.blockSize))
-	if err := unix.Madvise(b, unix.MADV_DONTNEED); err != nil {
-		s.log.Warn("mem: madvise(MADV_DONTNEED) failed", "block", i, "err", err)
-	}
-	if s.fd >= 0 {
-		err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE,
-			int64(i)<<s.blockShift, s.blockSize)
-		if err != nil {
-			s.log.Warn("mem: punching a hole in the backing failed", "block", i, "err", err)
-		}
-	}
-}
-
 // Close unmaps the whole range and releases the backing. Every address
 // handed out becomes invalid; the System must not be used afterwards.
 func (s *System) Close() error {
@@ -412,54 +264,6 @@ func (s *System) MaxBlocks() int { return s.maxBlocks }
 // PageSize<<o.
 func (s *System) Base() uintptr { return s.base }
 
-// LocalNode returns the node of P id pid (pid % NumNodes()).
-// Kernel: cpu_to_node().
-func (s *System) LocalNode(pid int) int {
-	if pid >= 0 && pid < len(s.localNode) {
-		return s.localNode[pid]
-	}
-	if pid < 0 {
-		return 0
-	}
-	return pid % s.nodes
+func errnoErr(errno syscall.Errno, format string, args ...any) error {
+	return fmt.Errorf("mem: "+format+": %w", append(args, errno)...)
 }
-
-// NodeHasMemory reports whether node nid has online memory (N_MEMORY).
-// The answer is stable while the caller holds GetOnlineMems.
-// Kernel: node_state(nid, N_MEMORY).
-func (s *System) NodeHasMemory(nid int) bool {
-	return nid >= 0 && nid < s.nodes && s.nMemory.Load()&(1<<nid) != 0
-}
-
-// NodeHasNormalMemory reports whether node nid has online ZoneNormal
-// memory (N_NORMAL_MEMORY, sysfs has_normal_memory). Stable under
-// GetOnlineMems.
-func (s *System) NodeHasNormalMemory(nid int) bool {
-	return nid >= 0 && nid < s.nodes && s.nNormal.Load()&(1<<nid) != 0
-}
-
-// MemoryNodes returns the N_MEMORY mask (bit n: node n has memory).
-func (s *System) MemoryNodes() uint64 { return s.nMemory.Load() }
-
-// GetOnlineMems takes mem_hotplug_lock for reading: until PutOnlineMems no
-// block goes online or offline and the node masks are stable. Readers are
-// not recursive (never nest it, never call it from a notifier callback).
-// Kernel: get_online_mems().
-func (s *System) GetOnlineMems() { s.memHotplug.RLock() }
-
-// PutOnlineMems releases what GetOnlineMems took. Kernel: put_online_mems().
-func (s *System) PutOnlineMems() { s.memHotplug.RUnlock() }
-
-// SetAutoOnline sets the policy for blocks added later; an invalid policy
-// is ignored. Kernel: writing auto_online_blocks.
-func (s *System) SetAutoOnline(p Policy) {
-	if !p.valid() {
-		s.log.Warn("mem: ignoring invalid auto-online policy", "policy", int(p))
-		return
-	}
-	s.autoOnline.Store(int32(p))
-}
-
-// AutoOnline returns the policy for blocks added later.
-// Kernel: reading auto_online_blocks.
-func (s *System) AutoOnline() Policy { return Policy(s.autoOnline.Load()) }

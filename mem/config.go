@@ -1,0 +1,89 @@
+// Sizes and limits of the page allocator, where block memory comes from
+// (Backing), and the Config of a System with its defaults.
+
+package mem
+
+import (
+	"fmt"
+	"log/slog"
+)
+
+// PageShift is log2 of the page size.
+const PageShift = 12
+
+// PageSize is the size of one page, 4 KiB.
+const PageSize = 1 << PageShift
+
+// MaxOrder is the largest buddy order: allocations are 2^0 .. 2^MaxOrder
+// pages (4 KiB .. 4 MiB). A block smaller than 2^MaxOrder pages limits the
+// largest order to its own size. Kernel: MAX_PAGE_ORDER.
+const MaxOrder = 10
+
+// NumaNoNode asks for the local node of the calling P (AllocPages) and is
+// the node of an address outside every present block (PageNode).
+// Kernel: NUMA_NO_NODE.
+const NumaNoNode = -1
+
+// MaxNodes is the largest number of nodes a System may have.
+const MaxNodes = 64
+
+const (
+	defaultNodes     = 2
+	defaultBlockSize = 128 << 20
+	defaultRange     = 1 << 40
+	defaultMaxBlocks = 8192
+)
+
+// Backing is where the memory of blocks comes from.
+type Backing int
+
+const (
+	// BackingAnon maps blocks as private anonymous memory (the default).
+	BackingAnon Backing = iota
+	// BackingMemfd maps blocks from one sparse memfd.
+	BackingMemfd
+	// BackingFile maps blocks from one sparse file at Config.BackingPath.
+	BackingFile
+)
+
+// String names the backing.
+func (b Backing) String() string {
+	switch b {
+	case BackingAnon:
+		return "anon"
+	case BackingMemfd:
+		return "memfd"
+	case BackingFile:
+		return "file"
+	}
+	return fmt.Sprintf("Backing(%d)", int(b))
+}
+
+// Config describes a System. Zero fields take the defaults noted.
+type Config struct {
+	// Nodes is the number of logical NUMA nodes (default 2, at most
+	// MaxNodes).
+	Nodes int
+	// BlockSize is the memory block size in bytes: a power of two of at
+	// least 1 MiB (default 128 MiB).
+	BlockSize int64
+	// InitialPerNode is the memory added to every node by New, a multiple
+	// of BlockSize (default 2 blocks; negative: none). Like the kernel's
+	// boot memory it is onlined into ZoneNormal whatever AutoOnline says.
+	InitialPerNode int64
+	// AutoOnline is the policy for memory added later (AddMemory,
+	// Probe). Default PolicyOffline, like the kernel's default.
+	AutoOnline Policy
+	// MaxBlocks is the size of the reserved "physical" address space in
+	// blocks (default: 1 TiB worth, at most 8192 blocks). The range,
+	// MaxBlocks*BlockSize, must be below 16 TiB (2^32 pages).
+	MaxBlocks int
+	// Backing selects anonymous memory, a memfd or a file.
+	Backing Backing
+	// BackingPath is the file used with BackingFile (created if needed,
+	// truncated to the range size; sparse).
+	BackingPath string
+	// Logger receives hotplug events at Debug level and problems at
+	// Warn (default: slog.Default()).
+	Logger *slog.Logger
+}
