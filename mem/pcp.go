@@ -6,6 +6,7 @@ package mem
 
 import (
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/hotslab/hotslab/internal/percpu"
 )
@@ -19,15 +20,35 @@ const (
 // zone. Only the P's own pinned goroutine touches it, unless stolen is set:
 // then only the drainer does (see drainAllPages). Kernel: struct
 // per_cpu_pages.
+//
+// System.pcp is a []perP indexed by P id. The padding, computed from
+// perPFields as in sync.Pool's poolLocal, makes perP a whole number of
+// cache lines (checked below at compile time), so the words one P writes
+// on every fast-path call (allocs, frees) never share a line with another
+// P's stolen, allocs or frees. (The slice is a multiple of the line in
+// size, so the allocator places it on a line boundary: every size class
+// such a size rounds up to is a multiple of 64 bytes.)
 type perP struct {
-	stolen atomic.Uint32
-	_      [4]byte
-	allocs uintptr // fast-path successes, owner-written
-	frees  uintptr
-	lists  []pcpList // node*nrZones + zone
-	_      [percpu.CacheLine - 40]byte
+	perPFields
+	_ [(percpu.CacheLine - unsafe.Sizeof(perPFields{})%percpu.CacheLine) % percpu.CacheLine]byte
 }
 
+// perPFields are the fields of perP, without its padding.
+type perPFields struct {
+	stolen atomic.Uint32
+	allocs uintptr // fast-path successes, owner-written
+	frees  uintptr
+	// lists is this P's own allocation (node*nrZones + zone). It is at
+	// least two lists, over 1 KiB, so its size class is a multiple of the
+	// cache line and it shares no line with another P's lists.
+	lists []pcpList
+}
+
+// perP is a whole number of cache lines: the build fails here otherwise.
+var _ [0]struct{} = [unsafe.Sizeof(perP{}) % percpu.CacheLine]struct{}{}
+
+// pcpList is one P's stack of free order-0 pages of one zone:
+// pages[:count], top last.
 type pcpList struct {
 	count uintptr
 	pages [pcpHigh]uintptr
