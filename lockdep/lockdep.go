@@ -39,33 +39,57 @@ func (k Kind) String() string {
 // kernel's MAX_LOCK_DEPTH).
 const MaxDepth = 48
 
+// The validator's modes. In modeOff nothing is recorded. In modeTrack
+// (validation switched off by a report) every goroutine's held stack is
+// still kept exact, but nothing is validated or reported, so that a later
+// Enable starts from the locks really held. In modeOn acquisitions are
+// tracked and validated.
+const (
+	modeOff uint32 = iota
+	modeTrack
+	modeOn
+)
+
 var (
-	enabled atomic.Bool
+	mode atomic.Uint32
 	// continueAfterReport keeps the validator on after a report.
 	continueAfterReport atomic.Bool
 )
 
 func init() {
 	if v := os.Getenv("HOTSLAB_LOCKDEP"); v == "1" || v == "on" || v == "true" {
-		enabled.Store(true)
+		mode.Store(modeOn)
 	}
 }
 
-// Enable switches the validator on. Call it before any validated lock is
-// taken (at program start or in TestMain): locks taken while it was off are
-// unknown to it. The environment variable HOTSLAB_LOCKDEP=1 enables it at
-// start.
-func Enable() { enabled.Store(true) }
+// tracking reports whether lock operations must tell the validator: it is
+// on, or a report switched its validation off but held stacks are kept.
+func tracking() bool { return mode.Load() != modeOff }
 
-// Disable switches the validator off. Locks then cost one extra load.
-func Disable() { enabled.Store(false) }
+// Enable switches the validator on. The environment variable
+// HOTSLAB_LOCKDEP=1 enables it at start.
+//
+// After a report switched validation off, Enable resumes it safely at any
+// time: the held-lock stacks were kept meanwhile, so locks taken or
+// released since the report, and locks held across the Enable, are known.
+// After Disable (or at start) nothing was recorded, so call Enable while no
+// goroutine holds a validated lock (at program start, in TestMain): a lock
+// taken while off and released after Enable is reported as a bad unlock,
+// and one taken before a Disable and released while off stays on its
+// goroutine's stack.
+func Enable() { mode.Store(modeOn) }
 
-// Enabled reports whether the validator is on.
-func Enabled() bool { return enabled.Load() }
+// Disable switches the validator and its held-lock bookkeeping off. Locks
+// then cost one extra load. See Enable for switching it back on.
+func Disable() { mode.Store(modeOff) }
+
+// Enabled reports whether the validator is on (validating).
+func Enabled() bool { return mode.Load() == modeOn }
 
 // SetContinueAfterReport sets whether the validator stays on after a report.
 // By default, like the kernel's debug_locks_off, the first report switches
-// it off, because the state that follows a real bug is not worth checking.
+// validation off, because the state that follows a real bug is not worth
+// checking; held locks are still tracked so that Enable can resume.
 func SetContinueAfterReport(on bool) { continueAfterReport.Store(on) }
 
 // held is one entry of a goroutine's held-lock stack.
@@ -184,32 +208,42 @@ func chainAdd(key uint64) {
 // kind. try marks a trylock, which adds no dependency on the lock taken.
 // Call it before blocking on the lock, so that a deadlock is reported
 // instead of hanging. It is the building block of the validated lock types
-// and of user-written ones. Kernel: lock_acquire().
+// and of user-written ones. While a report has switched validation off,
+// it only records the lock on the goroutine's held stack. Kernel:
+// lock_acquire().
 func Acquire(c *Class, sub int, inst uintptr, k Kind, try bool) {
-	if !enabled.Load() || c == nil {
+	if !tracking() || c == nil {
 		return
 	}
 	acquire(c, sub, inst, k, try)
 }
 
 func acquire(c *Class, sub int, inst uintptr, k Kind, try bool) {
+	on := mode.Load() == modeOn
 	if sub < 0 || sub >= MaxSubclasses {
-		report(&Report{Kind: BadSubclass, Lock: c.name}, nil, nil)
+		if on {
+			report(&Report{Kind: BadSubclass, Lock: c.name}, nil, nil)
+		}
 		return
 	}
 	n := c.nodeFor(sub)
 	id := goid.Get()
 	t := lookupTask(id, true)
 	if t.depth >= MaxDepth {
-		report(&Report{Kind: DepthExceeded, Lock: n.name()}, t, nil)
+		if on {
+			report(&Report{Kind: DepthExceeded, Lock: n.name()}, t, nil)
+		}
 		return
 	}
 	var prev uint64
 	if t.depth > 0 {
 		prev = t.held[t.depth-1].key
 	}
+	// The key is computed even when not validating: a later acquisition
+	// chains onto it, and a wrong key could hit a cached chain that does
+	// not hold these locks.
 	key := chainKey(prev, n, k, try)
-	if !chainCached(key) {
+	if on && !chainCached(key) {
 		if validate(t, n, inst, k, try) {
 			chainAdd(key)
 		}
@@ -221,9 +255,11 @@ func acquire(c *Class, sub int, inst uintptr, k Kind, try bool) {
 
 // Release tells the validator that the calling goroutine releases lock
 // instance inst of class c. It reports bad unlock balance, and returns
-// false, when the goroutine does not hold that lock. Kernel: lock_release().
+// false, when the goroutine does not hold that lock. While a report has
+// switched validation off it only removes the lock from the goroutine's
+// held stack and returns true. Kernel: lock_release().
 func Release(c *Class, inst uintptr) bool {
-	if !enabled.Load() || c == nil {
+	if !tracking() || c == nil {
 		return true
 	}
 	return release(c, inst)
@@ -242,6 +278,9 @@ func release(c *Class, inst uintptr) bool {
 		}
 	}
 	if i < 0 {
+		if mode.Load() != modeOn {
+			return true // not validating: nothing to report or refuse
+		}
 		reportBadUnlock(c, t, id)
 		return false
 	}
@@ -268,7 +307,7 @@ func release(c *Class, inst uintptr) bool {
 // class c (the kernel's lockdep_is_held). It returns true when the
 // validator is off, so it can be used in assertions.
 func Held(c *Class, inst uintptr) bool {
-	if !enabled.Load() {
+	if !Enabled() {
 		return true
 	}
 	t := lookupTask(goid.Get(), false)
@@ -286,7 +325,7 @@ func Held(c *Class, inst uintptr) bool {
 // HeldCount returns how many validated locks the calling goroutine holds
 // (0 when the validator is off).
 func HeldCount() int {
-	if !enabled.Load() {
+	if !Enabled() {
 		return 0
 	}
 	t := lookupTask(goid.Get(), false)
@@ -319,7 +358,7 @@ func Reset() {
 	reportMu.Lock()
 	reports = nil
 	reportMu.Unlock()
-	enabled.Store(true)
+	mode.Store(modeOn)
 }
 
 func callers(skip int) []uintptr {

@@ -13,14 +13,19 @@ type caught struct{ r Report }
 
 // setup gives the test a clean validator whose reports panic out of the
 // acquisition that caused them (before it could block), so a test can
-// provoke a real deadlock without hanging.
+// provoke a real deadlock without hanging. The cleanup restores the handler
+// and the continue-after-report setting and resets the validator (which
+// forgets the test's reports and held stacks), so nothing leaks into the
+// next test.
 func setup(t *testing.T) {
 	t.Helper()
 	Reset()
+	cont := continueAfterReport.Load()
 	SetContinueAfterReport(false)
 	old := SetHandler(func(r Report) { panic(caught{r}) })
 	t.Cleanup(func() {
 		SetHandler(old)
+		SetContinueAfterReport(cont)
 		Reset()
 	})
 }
@@ -463,8 +468,7 @@ func TestDepthExceeded(t *testing.T) {
 
 func TestContinueAfterReport(t *testing.T) {
 	setup(t)
-	SetContinueAfterReport(true)
-	defer SetContinueAfterReport(false)
+	SetContinueAfterReport(true) // setup's cleanup restores it
 	m := mutexes("A", "B")
 	order(m[0], m[1])
 	m[1].Lock()
@@ -614,4 +618,72 @@ func TestPerPRWSemStress(t *testing.T) {
 		t.Fatal("cannot write-lock an idle semaphore")
 	}
 	s.Unlock()
+}
+
+// After the first report switches validation off, locks released while it
+// is off must leave their goroutine's held stack, and locks taken while it
+// is off must join it: a later Enable then sees exactly the locks held. The
+// handler records instead of panicking, so the reported acquisition really
+// takes its lock, as it does outside tests.
+func TestEnableAfterReport(t *testing.T) {
+	setup(t)
+	var mu sync.Mutex
+	var got []Report
+	SetHandler(func(r Report) {
+		mu.Lock()
+		got = append(got, r)
+		mu.Unlock()
+	})
+	reports := func() []Report {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]Report(nil), got...)
+	}
+	m := mutexes("A", "B", "X", "Y", "Z")
+	a, b, x, y, z := m[0], m[1], m[2], m[3], m[4]
+
+	x.Lock() // held across the report and the Enable
+	order(a, b)
+	b.Lock()
+	a.Lock() // the real inversion: reported, validation switched off
+	if rs := reports(); len(rs) != 1 || rs[0].Kind != Circular {
+		t.Fatalf("got %d reports, want one circular", len(rs))
+	}
+	if Enabled() {
+		t.Fatal("validator still on after the report")
+	}
+	a.Unlock() // released while off: must leave the held stack
+	b.Unlock()
+	y.Lock() // taken while off, held across the Enable
+
+	// Another goroutine takes Z while off and releases it after the Enable.
+	zHeld, enabled, zDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		z.Lock()
+		close(zHeld)
+		<-enabled
+		z.Unlock()
+		close(zDone)
+	}()
+	<-zHeld
+
+	Enable()
+	if n := HeldCount(); n != 2 || !x.AssertHeld() || !y.AssertHeld() || a.AssertHeld() || b.AssertHeld() {
+		t.Errorf("after Enable: %d locks held, X %v Y %v A %v B %v; want X and Y only",
+			n, x.AssertHeld(), y.AssertHeld(), a.AssertHeld(), b.AssertHeld())
+	}
+	close(enabled)
+	<-zDone     // Z taken while off, released after the Enable: no bad unlock
+	order(a, b) // the allowed order again: no stale A or B on the stack
+	y.Unlock()  // taken while off: known, no bad unlock
+	x.Unlock()
+	if HeldCount() != 0 {
+		t.Errorf("%d locks held at the end", HeldCount())
+	}
+	if rs := reports(); len(rs) != 1 {
+		t.Fatalf("%d report(s) after Enable; the first:\n%s", len(rs)-1, rs[1].Text)
+	}
+	if !Enabled() {
+		t.Fatal("validator off after Enable")
+	}
 }

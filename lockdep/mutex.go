@@ -25,7 +25,7 @@ func (m *Mutex) inst() uintptr { return uintptr(unsafe.Pointer(m)) }
 
 // Lock locks m. Kernel: mutex_lock().
 func (m *Mutex) Lock() {
-	if enabled.Load() {
+	if tracking() {
 		Acquire(m.class, 0, m.inst(), Write, false)
 	}
 	m.mu.Lock()
@@ -35,7 +35,7 @@ func (m *Mutex) Lock() {
 // nesting of two locks of one class (always in one order). Kernel:
 // mutex_lock_nested().
 func (m *Mutex) LockNested(sub int) {
-	if enabled.Load() {
+	if tracking() {
 		Acquire(m.class, sub, m.inst(), Write, false)
 	}
 	m.mu.Lock()
@@ -47,7 +47,7 @@ func (m *Mutex) TryLock() bool {
 	if !m.mu.TryLock() {
 		return false
 	}
-	if enabled.Load() {
+	if tracking() {
 		Acquire(m.class, 0, m.inst(), Write, true)
 	}
 	return true
@@ -57,7 +57,7 @@ func (m *Mutex) TryLock() bool {
 // reported; if the mutex is not locked at all the unlock is refused
 // (instead of the runtime's fatal error). Kernel: mutex_unlock().
 func (m *Mutex) Unlock() {
-	if enabled.Load() && !Release(m.class, m.inst()) && m.mu.TryLock() {
+	if tracking() && !Release(m.class, m.inst()) && m.mu.TryLock() {
 		m.mu.Unlock() // it was not locked: report only, change nothing
 		return
 	}
@@ -86,7 +86,7 @@ func (rw *RWMutex) inst() uintptr { return uintptr(unsafe.Pointer(rw)) }
 
 // Lock takes rw for writing. Kernel: down_write().
 func (rw *RWMutex) Lock() {
-	if enabled.Load() {
+	if tracking() {
 		Acquire(rw.class, 0, rw.inst(), Write, false)
 	}
 	rw.mu.Lock()
@@ -97,7 +97,7 @@ func (rw *RWMutex) TryLock() bool {
 	if !rw.mu.TryLock() {
 		return false
 	}
-	if enabled.Load() {
+	if tracking() {
 		Acquire(rw.class, 0, rw.inst(), Write, true)
 	}
 	return true
@@ -105,7 +105,7 @@ func (rw *RWMutex) TryLock() bool {
 
 // Unlock releases the write lock.
 func (rw *RWMutex) Unlock() {
-	if enabled.Load() && !Release(rw.class, rw.inst()) && rw.mu.TryLock() {
+	if tracking() && !Release(rw.class, rw.inst()) && rw.mu.TryLock() {
 		rw.mu.Unlock()
 		return
 	}
@@ -114,7 +114,7 @@ func (rw *RWMutex) Unlock() {
 
 // RLock takes rw for reading (non-recursive). Kernel: down_read().
 func (rw *RWMutex) RLock() {
-	if enabled.Load() {
+	if tracking() {
 		Acquire(rw.class, 0, rw.inst(), Read, false)
 	}
 	rw.mu.RLock()
@@ -125,7 +125,7 @@ func (rw *RWMutex) TryRLock() bool {
 	if !rw.mu.TryRLock() {
 		return false
 	}
-	if enabled.Load() {
+	if tracking() {
 		Acquire(rw.class, 0, rw.inst(), Read, true)
 	}
 	return true
@@ -133,7 +133,7 @@ func (rw *RWMutex) TryRLock() bool {
 
 // RUnlock releases a read lock.
 func (rw *RWMutex) RUnlock() {
-	if enabled.Load() && !Release(rw.class, rw.inst()) && rw.mu.TryLock() {
+	if tracking() && !Release(rw.class, rw.inst()) && rw.mu.TryLock() {
 		rw.mu.Unlock()
 		return
 	}
@@ -176,7 +176,7 @@ func (rw *RecursiveRWMutex) wake() {
 
 // Lock takes rw for writing. Kernel: write_lock().
 func (rw *RecursiveRWMutex) Lock() {
-	if enabled.Load() {
+	if tracking() {
 		Acquire(rw.class, 0, rw.inst(), Write, false)
 	}
 	rw.mu.Lock()
@@ -195,7 +195,7 @@ func (rw *RecursiveRWMutex) TryLock() bool {
 		rw.writer = true
 	}
 	rw.mu.Unlock()
-	if ok && enabled.Load() {
+	if ok && tracking() {
 		Acquire(rw.class, 0, rw.inst(), Write, true)
 	}
 	return ok
@@ -204,7 +204,7 @@ func (rw *RecursiveRWMutex) TryLock() bool {
 // Unlock releases the write lock. An unlock by a goroutine that does not
 // hold it is reported; if no writer holds the lock it changes nothing.
 func (rw *RecursiveRWMutex) Unlock() {
-	if enabled.Load() {
+	if tracking() {
 		Release(rw.class, rw.inst())
 	}
 	rw.mu.Lock()
@@ -218,7 +218,7 @@ func (rw *RecursiveRWMutex) Unlock() {
 // RLock takes rw for reading; it waits only while a writer holds rw.
 // Kernel: read_lock().
 func (rw *RecursiveRWMutex) RLock() {
-	if enabled.Load() {
+	if tracking() {
 		Acquire(rw.class, 0, rw.inst(), RecursiveRead, false)
 	}
 	rw.mu.Lock()
@@ -237,7 +237,7 @@ func (rw *RecursiveRWMutex) TryRLock() bool {
 		rw.readers++
 	}
 	rw.mu.Unlock()
-	if ok && enabled.Load() {
+	if ok && tracking() {
 		Acquire(rw.class, 0, rw.inst(), RecursiveRead, true)
 	}
 	return ok
@@ -246,7 +246,7 @@ func (rw *RecursiveRWMutex) TryRLock() bool {
 // RUnlock releases a read lock; a read unlock with no reader inside is
 // reported and refused.
 func (rw *RecursiveRWMutex) RUnlock() {
-	if enabled.Load() {
+	if tracking() {
 		Release(rw.class, rw.inst())
 	}
 	rw.mu.Lock()

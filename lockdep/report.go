@@ -92,7 +92,14 @@ func ReportCount() int {
 	return len(reports)
 }
 
+// report records r and calls the handler. Unless the validator continues
+// after reports, the first report switches validation off (to modeTrack,
+// keeping held stacks exact) and a report racing with it is dropped, as
+// the kernel's debug_locks_off() lets only its first caller print.
 func report(r *Report, t *task, body func(b *strings.Builder)) {
+	if !continueAfterReport.Load() && !mode.CompareAndSwap(modeOn, modeTrack) {
+		return // debug_locks_off() already done by another report
+	}
 	banner := r.Kind.String()
 	if r.Goroutine == 0 {
 		r.Goroutine = goid.Get()
@@ -110,9 +117,6 @@ func report(r *Report, t *task, body func(b *strings.Builder)) {
 	b.WriteString("\nstack backtrace:\n")
 	writeStack(&b, callers(3))
 	r.Text = b.String()
-	if !continueAfterReport.Load() {
-		enabled.Store(false) // debug_locks_off()
-	}
 	reportMu.Lock()
 	reports = append(reports, *r)
 	h := handler

@@ -65,7 +65,7 @@ func (s *PerPRWSem) release() bool { return Release(s.class, s.inst()) }
 
 // RLock takes s for reading. Kernel: percpu_down_read().
 func (s *PerPRWSem) RLock() {
-	if enabled.Load() {
+	if tracking() {
 		s.acquire(Read)
 	}
 	pid := percpu.Pin()
@@ -117,7 +117,7 @@ func (s *PerPRWSem) TryRLock() bool {
 	if !s.tryFast() {
 		return false
 	}
-	if enabled.Load() {
+	if tracking() {
 		Acquire(s.class, 0, s.inst(), Read, true)
 	}
 	return true
@@ -127,7 +127,7 @@ func (s *PerPRWSem) TryRLock() bool {
 // validator on, a read unlock by a goroutine that holds no read lock is
 // reported and refused, so the reader count stays exact.
 func (s *PerPRWSem) RUnlock() {
-	if enabled.Load() && !s.release() {
+	if tracking() && !s.release() {
 		return
 	}
 	pid := percpu.Pin()
@@ -168,7 +168,7 @@ func (s *PerPRWSem) readers() int64 {
 // Lock takes s for writing: it blocks new readers and waits for the
 // readers inside to leave. Kernel: percpu_down_write().
 func (s *PerPRWSem) Lock() {
-	if enabled.Load() {
+	if tracking() {
 		Acquire(s.class, 0, s.inst(), Write, false)
 	}
 	s.wmu.Lock()
@@ -202,7 +202,7 @@ func (s *PerPRWSem) TryLock() bool {
 		return false
 	}
 	s.mu.Unlock()
-	if enabled.Load() {
+	if tracking() {
 		Acquire(s.class, 0, s.inst(), Write, true)
 	}
 	return true
@@ -210,7 +210,7 @@ func (s *PerPRWSem) TryLock() bool {
 
 // Unlock releases the write lock. Kernel: percpu_up_write().
 func (s *PerPRWSem) Unlock() {
-	if enabled.Load() {
+	if tracking() {
 		Release(s.class, s.inst())
 	}
 	s.mu.Lock()

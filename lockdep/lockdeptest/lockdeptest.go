@@ -26,7 +26,9 @@ func Main(m *testing.M) {
 }
 
 // Check enables lockdep and fails tb if a report is recorded between the
-// call and the end of the test.
+// call and the end of the test. It may follow a test whose report switched
+// validation off: lockdep kept the held-lock stacks meanwhile, so the test
+// starts from the locks really held, not from that test's leftovers.
 func Check(tb testing.TB) {
 	tb.Helper()
 	lockdep.Enable()
