@@ -1,3 +1,6 @@
+// Tests of AllocPages and FreePages: placement, alignment, bad input,
+// exhaustion and node fallback; and the helpers newTest and checkFree.
+
 package mem
 
 import (

@@ -1,3 +1,5 @@
+// Benchmarks of the page allocator and of online/offline.
+
 package mem
 
 import (

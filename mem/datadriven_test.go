@@ -1,3 +1,6 @@
+// The datadriven scenarios of testdata/ (cockroachdb/datadriven): the
+// commands they use and the runner.
+
 package mem
 
 import (
@@ -12,7 +15,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/datadriven"
 )
@@ -24,6 +26,12 @@ type ddEnv struct {
 	unreg  map[string]func()
 	mu     sync.Mutex
 	events []string
+	// cancelOn and cancel: an offline's cancel=EVENT option. The
+	// offline's context is cancelled when EVENT (a notifier event name,
+	// or "migrate") happens, which makes an interrupted offline
+	// deterministic: no timer decides where it stops.
+	cancelOn string
+	cancel   context.CancelFunc
 }
 
 type ddAlloc struct {
@@ -43,6 +51,7 @@ func (m ddMigrator) MigratePage(old, new uintptr, order int) error {
 	copy(s.bytes(new, PageSize<<order), s.bytes(old, PageSize<<order))
 	m.e.allocs[m.name] = ddAlloc{new, order}
 	m.e.log(fmt.Sprintf("migrate %s: block %d -> block %d", m.name, s.BlockOf(old), s.BlockOf(new)))
+	m.e.happened("migrate")
 	return nil
 }
 
@@ -50,6 +59,15 @@ func (e *ddEnv) log(s string) {
 	e.mu.Lock()
 	e.events = append(e.events, s)
 	e.mu.Unlock()
+}
+
+// happened cancels the running offline if it waits for event ev.
+func (e *ddEnv) happened(ev string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cancel != nil && e.cancelOn == ev {
+		e.cancel()
+	}
 }
 
 var errnoNames = map[syscall.Errno]string{syscall.EBUSY: "EBUSY", syscall.EINVAL: "EINVAL",
@@ -212,14 +230,23 @@ func (e *ddEnv) cmd(t testing.TB, td *datadriven.TestData) string {
 		return "ok"
 	case "offline":
 		c := ctx
-		if d := argStr(td, "timeout", ""); d != "" {
-			dd, err := time.ParseDuration(d)
-			if err != nil {
-				t.Fatal(err)
+		if ev := argStr(td, "cancel", ""); ev != "" {
+			if _, err := ParseMemoryEvent(ev); err != nil && ev != "migrate" {
+				if _, err := ParseNodeEvent(ev); err != nil {
+					t.Fatalf("%s: bad cancel event %q", td.Pos, ev)
+				}
 			}
 			var cancel context.CancelFunc
-			c, cancel = context.WithTimeout(ctx, dd)
-			defer cancel()
+			c, cancel = context.WithCancel(ctx)
+			e.mu.Lock()
+			e.cancelOn, e.cancel = ev, cancel
+			e.mu.Unlock()
+			defer func() {
+				e.mu.Lock()
+				e.cancelOn, e.cancel = "", nil
+				e.mu.Unlock()
+				cancel()
+			}()
 		}
 		if err := s.Offline(c, argInt(t, td, "block", -1)); err != nil {
 			return errString(err)
@@ -300,6 +327,7 @@ func (e *ddEnv) cmd(t testing.TB, td *datadriven.TestData) string {
 		}
 		u1 := s.RegisterMemoryNotifier(name, prio, func(ev MemoryEvent, a MemoryNotify) error {
 			e.log(fmt.Sprintf("%s: %v block=%d node=%d pfn=%d pages=%d", name, ev, a.Block, a.Node, a.StartPFN, a.NrPages))
+			defer e.happened(ev.String())
 			if ev == MemGoingOffline {
 				// Like slab flushing its caches: free pages of the
 				// block going offline from inside the callback.
@@ -320,6 +348,7 @@ func (e *ddEnv) cmd(t testing.TB, td *datadriven.TestData) string {
 		})
 		u2 := s.RegisterNodeNotifier(name, prio, func(ev NodeEvent, nid int) error {
 			e.log(fmt.Sprintf("%s: %v node=%d", name, ev, nid))
+			defer e.happened(ev.String())
 			if ev == failNode {
 				return errno
 			}
@@ -376,7 +405,7 @@ func (e *ddEnv) cmd(t testing.TB, td *datadriven.TestData) string {
 }
 
 func TestDataDriven(t *testing.T) {
-	datadriven.Walk(t, "../testdata/mem", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		e := &ddEnv{}
 		defer func() {
 			if e.s != nil {

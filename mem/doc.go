@@ -133,7 +133,7 @@
 // MEM_CANCEL_OFFLINE and NODE_CANCEL_REMOVING_LAST_MEMORY to every
 // subscriber. Higher priority runs first.
 //
-// Scenario tests in ../testdata/mem (cockroachdb/datadriven) show each
+// Scenario tests in testdata/ (cockroachdb/datadriven) show each
 // protocol step; run `go test ./mem -run DataDriven -rewrite` after an
 // intended change.
 package mem

@@ -1,3 +1,5 @@
+// Runnable examples of the mem API.
+
 package mem_test
 
 import (

@@ -1,3 +1,6 @@
+// Tests of hot-add, online, offline and remove: cycles, bad kinds, and
+// an offline waiting for movable pages (freed, or cancelled).
+
 package mem
 
 import (
@@ -93,40 +96,94 @@ func TestOnlineBadKind(t *testing.T) {
 	}
 }
 
-// TestParseWords: every Policy and OnlineKind string parses back to itself
-// (with or without a trailing newline) and anything else is EINVAL.
-func TestParseWords(t *testing.T) {
-	for p := PolicyOffline; p <= PolicyOnlineMovable; p++ {
-		for _, w := range []string{p.String(), p.String() + "\n"} {
-			if got, err := ParsePolicy(w); err != nil || got != p {
-				t.Errorf("ParsePolicy(%q) = %v, %v; want %v", w, got, err, p)
+// retryMigrator refuses every migration; its second call — the offline
+// has then scanned the block once, found nothing it could move, and waited
+// — runs then.
+type retryMigrator struct {
+	calls int
+	then  func(old uintptr)
+}
+
+func (m *retryMigrator) MigratePage(old, new uintptr, order int) error {
+	m.calls++
+	if m.calls == 2 {
+		m.then(old)
+	}
+	return errors.New("busy")
+}
+
+// TestOfflineWaitsForMovable: an offline waits for a movable page without
+// a Migrator (w) instead of failing. Freed while the offline waits, w
+// lets the offline finish; never freed, the offline ends only by its
+// context's cancellation, with EINTR, leaving the block online and the
+// pages allocated. A second page (m) whose Migrator refuses to move it
+// tells the test, on its second call, that the offline has already found
+// w and waited: it frees w (and m) or cancels right then, on the offlining
+// goroutine. No timer and no second goroutine decide the outcome.
+func TestOfflineWaitsForMovable(t *testing.T) {
+	s := newTest(t, Config{Nodes: 1, InitialPerNode: 2 << 20})
+	for _, cancel := range []bool{false, true} {
+		w, err := s.AllocPages(0, 0, GFPMovable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk := s.BlockOf(w)
+		var m uintptr // a second page in w's block
+		var others []uintptr
+		for m == 0 {
+			a, err := s.AllocPages(0, 0, GFPMovable)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.BlockOf(a) == blk {
+				m = a
+			} else {
+				others = append(others, a)
+			}
+		}
+		for _, a := range others {
+			s.FreePages(a, 0)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		mig := &retryMigrator{then: func(old uintptr) {
+			if cancel {
+				stop()
+				return
+			}
+			if err := s.FreePages(w, 0); err != nil {
+				t.Errorf("free of w during the offline: %v", err)
+			}
+			if err := s.FreePages(old, 0); err != nil {
+				t.Errorf("free of m during the offline: %v", err)
+			}
+		}}
+		s.SetMigrator(m, mig)
+		err = s.Offline(ctx, blk)
+		stop()
+		if mig.calls < 2 {
+			t.Fatalf("MigratePage called %d times, want at least 2", mig.calls)
+		}
+		bi, _ := s.Block(blk)
+		if !cancel {
+			if err != nil || bi.State != BlockOffline {
+				t.Fatalf("offline after the free: %v, block %v", err, bi.State)
+			}
+			if err := s.Online(context.Background(), blk, OnlineKernel); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if !errors.Is(err, syscall.EINTR) || bi.State != BlockOnline || bi.UsedPages != 2 {
+			t.Fatalf("cancelled offline: %v, block %+v", err, bi)
+		}
+		for _, a := range []uintptr{w, m} {
+			if pg := s.PageOf(a); !pg.Allocated() || pg.Flags() != GFPMovable {
+				t.Fatalf("page %#x after the cancelled offline: allocated %v flags %v", a, pg.Allocated(), pg.Flags())
+			}
+			if err := s.FreePages(a, 0); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}
-	for k := OnlineDefault; k <= OnlineMovable; k++ {
-		for _, w := range []string{k.String(), k.String() + "\n"} {
-			if got, err := ParseOnlineKind(w); err != nil || got != k {
-				t.Errorf("ParseOnlineKind(%q) = %v, %v; want %v", w, got, err, k)
-			}
-		}
-	}
-	for _, w := range []string{"", "\n", "Online", "online ", " online", "online\n\n",
-		"online\r\n", "kernel", "movable", "online_", "Policy(0)", "OnlineKind(1)"} {
-		if _, err := ParsePolicy(w); !errors.Is(err, syscall.EINVAL) {
-			t.Errorf("ParsePolicy(%q) = %v, want EINVAL", w, err)
-		}
-		if _, err := ParseOnlineKind(w); !errors.Is(err, syscall.EINVAL) {
-			t.Errorf("ParseOnlineKind(%q) = %v, want EINVAL", w, err)
-		}
-	}
-	// "offline" is a policy but not a way to online a block.
-	if _, err := ParseOnlineKind("offline"); !errors.Is(err, syscall.EINVAL) {
-		t.Errorf("ParseOnlineKind(offline) = %v, want EINVAL", err)
-	}
-	if s := OnlineKind(7).String(); s != "OnlineKind(7)" {
-		t.Errorf("OnlineKind(7).String() = %q", s)
-	}
-	if s := Policy(-1).String(); s != "Policy(-1)" {
-		t.Errorf("Policy(-1).String() = %q", s)
-	}
+	checkFree(t, s)
 }

@@ -1,3 +1,5 @@
+// Every test of mem runs with lockdep on.
+
 package mem
 
 import (

@@ -1,3 +1,6 @@
+// Tests of Page and the address ↔ Page ↔ pfn translations, the
+// Migrator side table, and the vmemmap of removed blocks.
+
 package mem
 
 import (

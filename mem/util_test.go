@@ -1,3 +1,5 @@
+// Small helpers shared by tests.
+
 package mem
 
 import "unsafe"
