@@ -10,14 +10,22 @@
 // Keep pinned sections to a handful of instructions.
 //
 // Invariants: Pin and Unpin nest and must be balanced on the same
-// goroutine; the id returned by Pin is in [0, GOMAXPROCS) at the time of the
-// call, but GOMAXPROCS can change, so per-P arrays must tolerate ids at or
-// beyond their length (see Slots).
+// goroutine; only the outermost Unpin ends the pinned section. The id
+// returned by Pin is in [0, GOMAXPROCS) at the time of the call and stays
+// the goroutine's P until that Unpin, so while pinned the goroutine is the
+// only one using that id. GOMAXPROCS can change, so a per-P array (make it
+// MaxProcs long) must tolerate ids at or beyond its length, for instance
+// with a shared atomic fallback as lockdep.PerPRWSem does; the package has
+// no per-P container of its own.
 //
 // Stop-the-world is a grace period: it cannot complete while any goroutine
 // is pinned, so after Synchronize returns every pinned section that started
 // before the call has finished (the kernel's synchronize_rcu for
 // preempt-disabled readers).
+//
+// The race detector sees neither that two pinned sections on one P never
+// overlap nor the grace period: under -race, per-P data is accessed
+// atomically or annotated with runtime.RaceAcquire/RaceReleaseMerge.
 package percpu
 
 import (
@@ -52,7 +60,8 @@ func MaxProcs() int {
 // Synchronize waits until every goroutine that was pinned when it was
 // called has unpinned. It stops the world once (tens of microseconds), so
 // it is for rare, slow paths only: a writer of a per-P read-write
-// semaphore, a memory-hotplug operation. Kernel: synchronize_rcu() for
+// semaphore, a memory-hotplug operation. It must not be called while
+// pinned (the runtime throws). Kernel: synchronize_rcu() for
 // preempt-disabled readers.
 func Synchronize() {
 	var ms runtime.MemStats
