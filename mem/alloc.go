@@ -1,3 +1,5 @@
+//go:build linux
+
 // The page allocator's entry points: GFP flags, AllocPages (per-P fast
 // path, then the zonelist) and FreePages.
 

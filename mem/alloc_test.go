@@ -1,3 +1,5 @@
+//go:build linux
+
 // Tests of AllocPages and FreePages: placement, alignment, bad input,
 // exhaustion and node fallback; and the helpers newTest and checkFree.
 

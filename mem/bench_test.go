@@ -1,3 +1,5 @@
+//go:build linux
+
 // Benchmarks of the page allocator and of online/offline.
 
 package mem

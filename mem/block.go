@@ -1,3 +1,5 @@
+//go:build linux
+
 // Memory blocks: the block type (struct memory_block and its part of the
 // vmemmap), BlockState, and the BlockInfo descriptions of Blocks and
 // Block.

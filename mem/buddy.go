@@ -1,3 +1,5 @@
+//go:build linux
+
 // Zones and their buddy allocators: the Zone kinds, the zone type, and
 // taking chunks off and putting them back on the free lists (split,
 // merge, isolate).

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Sizes and limits of the page allocator, where block memory comes from
 // (Backing), and the Config of a System with its defaults.
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // The datadriven scenarios of testdata/ (cockroachdb/datadriven): the
 // commands they use and the runner.
 

@@ -4,6 +4,12 @@
 // operations and notifier chains (mm/memory_hotplug.c, mm/page_alloc.c,
 // drivers/base/memory.c).
 //
+// mem requires Linux: it reserves and maps blocks with mmap and mprotect,
+// gives their memory back with MADV_DONTNEED and punched holes, and backs
+// them with anonymous memory, a memfd or a file. Every file of the package
+// is built on Linux only; elsewhere the build fails with "hotslab requires
+// Linux" (unsupported.go).
+//
 // # What it owns
 //
 //   - One reserved PROT_NONE, MAP_NORESERVE virtual range ("physical"

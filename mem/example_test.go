@@ -1,3 +1,5 @@
+//go:build linux
+
 // Runnable examples of the mem API.
 
 package mem_test

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Hot-add and hot-remove of memory blocks: AddMemory, Probe, RemoveMemory
 // and the auto-online of added blocks.
 

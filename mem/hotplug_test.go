@@ -1,3 +1,5 @@
+//go:build linux
+
 // Tests of hot-add, online, offline and remove: cycles, bad kinds, and
 // an offline waiting for movable pages (freed, or cancelled).
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Every test of mem runs with lockdep on.
 
 package mem

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Movable pages with an owner: the Migrator interface, the per-System
 // side table SetMigrator fills, and the migration of one allocation
 // during an offline.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // The address space: reserving the range and the vmemmap, and mapping,
 // protecting, discarding and unmapping a block's memory and Pages.
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Node state: the per-node online counts, the N_MEMORY and
 // N_NORMAL_MEMORY masks, the P → node map, and GetOnlineMems, which keeps
 // them stable.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // The memory and node notifier chains: their events (MemoryEvent,
 // NodeEvent) and arguments, the chain type, and registration.
 

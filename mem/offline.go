@@ -1,3 +1,5 @@
+//go:build linux
+
 // Offlining a block: Offline, and evacuate, the loop that migrates,
 // waits for or refuses the block's allocated pages.
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Onlining a block: Online, and the choice of the default zone.
 
 package mem

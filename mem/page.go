@@ -1,3 +1,5 @@
+//go:build linux
+
 // Page, the struct page of every page of a present block, its state
 // word, and the lock-free address ↔ Page ↔ pfn translations (PageOf,
 // PageMap, PFNPage, PageNode, BlockOf).

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Tests of Page and the address ↔ Page ↔ pfn translations, the
 // Migrator side table, and the vmemmap of removed blocks.
 

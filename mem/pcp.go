@@ -1,3 +1,5 @@
+//go:build linux
+
 // Per-P page lists: each P's stacks of free order-0 pages (perP), the
 // pinned pop, push and take, and drainAllPages, which empties every P's
 // lists after a grace period.

@@ -1,4 +1,4 @@
-//go:build !race
+//go:build linux && !race
 
 // Per-P list words and the fast paths' page-state changes outside race
 // builds. The list words are plain memory: only the owning pinned P, or

@@ -1,4 +1,4 @@
-//go:build race
+//go:build linux && race
 
 // Per-P list words and the fast paths' page-state changes under the race
 // detector: accessed atomically, because the hand-off between a P and the

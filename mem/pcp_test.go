@@ -1,3 +1,5 @@
+//go:build linux
+
 // Tests of the per-P page lists' layout.
 
 package mem

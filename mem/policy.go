@@ -1,3 +1,5 @@
+//go:build linux
+
 // Policy, the auto-online policy for hot-added blocks
 // (auto_online_blocks), and OnlineKind, the zone choice of an Online (the
 // words written to a block's sysfs state file), with their sysfs words and

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Tests of the Policy and OnlineKind words and parsers.
 
 package mem

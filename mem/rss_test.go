@@ -1,3 +1,5 @@
+//go:build linux
+
 // Tests that offlining a block gives its memory back to the OS (RSS).
 
 package mem

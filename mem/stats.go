@@ -1,3 +1,5 @@
+//go:build linux
+
 // Counters: Stats and ZoneStats, a snapshot of the page allocator.
 
 package mem

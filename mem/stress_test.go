@@ -1,3 +1,5 @@
+//go:build linux
+
 // A stress test of allocation and hotplug running together.
 
 package mem

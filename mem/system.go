@@ -1,3 +1,5 @@
+//go:build linux
+
 // System: its lock classes, fields, construction (New) and teardown
 // (Close), and its fixed geometry.
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Small helpers shared by tests.
 
 package mem
