@@ -90,8 +90,13 @@ func (s *System) pcpPop(z *zone, gfp GFP) uintptr {
 	}
 }
 
-// pcpPush pushes pages (all of zone z, states pgPcp) on the calling P's
-// list; it returns how many it could not take.
+// pcpPush pushes pages (all of zone z, states pgPcp: a refill the caller
+// took off the free lists) on the calling P's list, last first; it returns
+// how many it could not take, pages[:n], for the caller to free. It stops
+// at a page of an isolated block: the caller may have taken the batch
+// before an Offline isolated the block and drained the lists, and checking
+// inside the pinned section means such a page is never pushed after the
+// drain (as FreePages' fast path never pushes one).
 func (s *System) pcpPush(z *zone, pages []uintptr) int {
 	pid := percpu.Pin()
 	if pid >= len(s.pcp) || s.pcp[pid].stolen.Load() != 0 {
@@ -101,7 +106,11 @@ func (s *System) pcpPush(z *zone, pages []uintptr) int {
 	l := &s.pcp[pid].lists[z.idx]
 	c := pload(&l.count)
 	for len(pages) > 0 && c < pcpHigh {
-		pstore(&l.pages[c], pages[len(pages)-1])
+		a := pages[len(pages)-1]
+		if b, _ := s.lookup(a); b.isolated.Load() {
+			break
+		}
+		pstore(&l.pages[c], a)
 		pages = pages[:len(pages)-1]
 		c++
 	}

@@ -34,3 +34,42 @@ func TestPerPLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestRefillSkipsIsolated: a refill that took pages off the free lists
+// before their block was isolated does not push them on a per-P list after
+// Offline's drains (they would sit there, neither free nor allocated, and
+// the offline would wait for them): pcpPush refuses them, and the caller
+// frees them into the isolated block. Driven step by step, as Offline and
+// allocFromZonelist would interleave.
+func TestRefillSkipsIsolated(t *testing.T) {
+	s := newTest(t, Config{Nodes: 1, InitialPerNode: 1 << 20})
+	z := &s.zones[int(ZoneNormal)]
+	var buf [4]uintptr
+	z.lock.Lock()
+	for i := range buf {
+		buf[i] = s.rmqueue(z, 0, mkState(pgPcp, 0, 0))
+	}
+	z.lock.Unlock()
+	b := s.blocks[s.BlockOf(buf[0])].Load()
+	// Offline's drain, isolate, drain.
+	s.drainAllPages()
+	z.lock.Lock()
+	s.isolate(z, b)
+	z.lock.Unlock()
+	s.drainAllPages()
+	left := s.pcpPush(z, buf[:])
+	if left != len(buf) {
+		t.Errorf("pcpPush took %d pages of an isolated block", len(buf)-left)
+	}
+	s.freeBatch(z, buf[:left])
+	if pz, _, _ := s.pcpCounts(); pz[z.idx] != 0 {
+		t.Errorf("%d pages on per-P lists", pz[z.idx])
+	}
+	if n := b.nrFree.Load(); n != int64(s.pagesPerBlock) {
+		t.Errorf("isolated block: %d of %d pages free", n, s.pagesPerBlock)
+	}
+	z.lock.Lock()
+	s.unisolate(z, b)
+	z.lock.Unlock()
+	checkFree(t, s)
+}
