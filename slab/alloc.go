@@ -1,113 +1,150 @@
-// The allocation path: per-P sheaf, barn, partial slabs, new slabs.
+// The allocation path: the P's main and spare sheaves (fast path), the
+// node's barn, partial slabs and new slabs (slow path), and node-specific
+// allocation.
 
 package slab
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 
-	"github.com/hotslab/hotslab/internal/percpu"
 	"github.com/hotslab/hotslab/mem"
 )
 
-// GFP are per-allocation flags.
-type GFP uint32
+// GFP are per-allocation flags: mem's, of which slab takes ThisNode and
+// Zero (anything else is EINVAL).
+type GFP = mem.GFP
 
 const (
-	// ThisNode makes a node-specific allocation fail instead of falling
-	// back to another node (__GFP_THISNODE).
-	ThisNode GFP = 1 << iota
+	// ThisNode makes a node-specific allocation fail with ENOMEM instead
+	// of falling back to another node (__GFP_THISNODE).
+	ThisNode = mem.GFPThisNode
 	// Zero zeroes the object (__GFP_ZERO).
-	Zero
+	Zero = mem.GFPZero
+
+	slabGFP = ThisNode | Zero
 )
 
-// Alloc returns an object of the cache. The fast path pops the P's sheaf
-// with the goroutine pinned to its P: no lock, no atomic instruction (on
-// amd64, one call to an unpreemptible assembly function, cacheAlloc;
-// elsewhere a pinned section). Kernel: kmem_cache_alloc().
+// Alloc returns an object of the cache. The fast path pops the P's main
+// sheaf: no lock, no atomic instruction (on amd64, one call to an
+// unpreemptible assembly function, cacheAlloc; elsewhere a pinned
+// section). The object's node is the P's (or, when that node's memory is
+// exhausted, the nearest with memory). Kernel: kmem_cache_alloc().
 func (c *Cache) Alloc() (unsafe.Pointer, error) { return cacheAlloc(c) }
 
 // cacheAllocGo is Alloc's pinned Go path: the whole of Alloc where there
 // is no assembly, and where the assembly fast path jumps when it cannot
-// serve (flush in progress, empty sheaf).
+// serve (flush in progress, empty sheaf, destroyed handle).
 func cacheAllocGo(c *Cache) (unsafe.Pointer, error) {
 	k := c.c
-	pid := percpu.Pin()
-	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
-		pc := &k.pcpu[pid]
-		raceAcquire(unsafe.Pointer(pc))
-		if pc.n > 0 {
+	if !c.dead.Load() {
+		pc, _ := k.pin()
+		if pc != nil && pc.n > 0 {
 			pc.n--
 			obj := pc.objs[pc.n]
 			statAdd(&pc.stat[AllocFastpath], 1)
-			raceReleaseMerge(unsafe.Pointer(pc))
-			percpu.Unpin()
+			unpin(pc)
 			return ptr(obj), nil
 		}
-		raceReleaseMerge(unsafe.Pointer(pc))
+		unpin(pc)
 	}
-	percpu.Unpin()
-	return c.allocSlow(mem.NumaNoNode, 0)
+	return c.allocSlow()
 }
 
-// Zalloc returns a zeroed object. Kernel: kmem_cache_zalloc().
+// Zalloc returns an object zeroed over the cache's object size (the
+// largest of its merged names' sizes). Kernel: kmem_cache_zalloc().
 func (c *Cache) Zalloc() (unsafe.Pointer, error) {
 	p, err := c.Alloc()
 	if err == nil {
-		clear(unsafe.Slice((*byte)(p), c.c.objectSize))
+		clear(unsafe.Slice((*byte)(p), c.c.objectSize.Load()))
 	}
 	return p, err
 }
 
-// AllocNode returns an object from node, falling back to other nodes in
-// zonelist order when node has no memory, unless gfp has ThisNode.
-// mem.NumaNoNode means the local node. Kernel: kmem_cache_alloc_node().
+// AllocNode returns an object of node; mem.NumaNoNode means the P's node
+// (the nearest with memory). When node has no free memory it falls back
+// to other nodes in zonelist order, unless gfp has ThisNode: then it
+// fails with an error wrapping ErrNoMemory (ENOMEM). gfp may also have
+// Zero. Kernel: kmem_cache_alloc_node().
 func (c *Cache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
-	if node < mem.NumaNoNode || node >= c.c.a.sys.NumNodes() || gfp&^(ThisNode|Zero) != 0 {
-		return nil, fmt.Errorf("%w: cache %q: node %d, gfp %#x", ErrInvalid, c.name, node, uint32(gfp))
+	k := c.c
+	if node < mem.NumaNoNode || node >= len(k.nodes) || gfp&^slabGFP != 0 {
+		return nil, fmt.Errorf("slab: cache %q: node %d, gfp %#x: %w", c.name, node, uint32(gfp), ErrInvalid)
 	}
 	var p unsafe.Pointer
 	var err error
 	if node == mem.NumaNoNode && gfp&ThisNode == 0 {
 		p, err = c.Alloc()
 	} else {
-		p, err = c.allocSlow(node, gfp)
+		p, err = c.allocNode(node, gfp)
 	}
 	if err == nil && gfp&Zero != 0 {
-		clear(unsafe.Slice((*byte)(p), c.c.objectSize))
+		clear(unsafe.Slice((*byte)(p), k.objectSize.Load()))
 	}
 	return p, err
 }
 
+// allocNode serves a node-specific request: from the P's main sheaf when
+// node is the P's (main holds objects of the P's node only), else
+// straight from node's slabs, bypassing the sheaves. Kernel: the
+// node_requested case of alloc_from_pcs() and ___slab_alloc().
+func (c *Cache) allocNode(node int, gfp GFP) (unsafe.Pointer, error) {
+	k := c.c
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
+	pc, pid := k.pin()
+	my := k.nodeOfP(pid)
+	if node == mem.NumaNoNode {
+		node = my
+	}
+	if pc != nil && node == my && pc.n > 0 {
+		pc.n--
+		obj := pc.objs[pc.n]
+		statAdd(&pc.stat[AllocFastpath], 1)
+		unpin(pc)
+		return ptr(obj), nil
+	}
+	if pc != nil {
+		statAdd(&pc.stat[AllocNodeMismatch], 1)
+	}
+	unpin(pc)
+	obj, err := k.allocFromNode(c.name, node, gfp&ThisNode)
+	return ptr(obj), err
+}
+
+// usable returns why the handle cannot allocate, or nil.
+func (c *Cache) usable() error {
+	switch {
+	case c.dead.Load():
+		return fmt.Errorf("slab: cache %q: %w", c.name, ErrDestroyed)
+	case c.c.a.closed.Load():
+		return fmt.Errorf("slab: cache %q: %w", c.name, ErrClosed)
+	}
+	return nil
+}
+
 // allocSlow: the P's main and spare sheaves are empty. Swap them, or trade
 // the empty sheaf for a full one from the node's barn, or refill it from
-// partial slabs and new slabs. Kernel: __pcs_replace_empty_main() and
-// ___slab_alloc().
-func (c *Cache) allocSlow(node int, gfp GFP) (unsafe.Pointer, error) {
+// the node's partial and new slabs. When the P's node has no free memory,
+// one object comes from another node without touching the P's sheaves
+// (which hold the P's node's objects only). Kernel:
+// __pcs_replace_empty_main() and ___slab_alloc().
+func (c *Cache) allocSlow() (unsafe.Pointer, error) {
 	k := c.c
 	a := k.a
-	if c.dead.Load() {
-		return nil, fmt.Errorf("%w: %q", ErrDestroyed, c.name)
+	if err := c.usable(); err != nil {
+		return nil, err
 	}
 	for {
-		pid, gen := a.pinUnflushed()
-		my := a.localNode(pid)
-		if uint(pid) >= uint(len(k.pcpu)) || (node != mem.NumaNoNode && node != my) || gfp&ThisNode != 0 && node == mem.NumaNoNode {
-			if uint(pid) < uint(len(k.pcpu)) {
-				pc := &k.pcpu[pid]
-				raceAcquire(unsafe.Pointer(pc))
-				statAdd(&pc.stat[AllocNodeMismatch], 1)
-				raceReleaseMerge(unsafe.Pointer(pc))
-			}
-			percpu.Unpin()
-			if node == mem.NumaNoNode {
-				node = my
-			}
-			obj, err := k.allocFromNode(node, gfp)
+		pc, pid, gen := k.pinUnflushed()
+		my := k.nodeOfP(pid)
+		if pc == nil {
+			unpin(pc)
+			obj, err := k.allocFromNode(c.name, my, 0)
 			return ptr(obj), err
 		}
-		pc := &k.pcpu[pid]
-		raceAcquire(unsafe.Pointer(pc))
 		statAdd(&pc.stat[AllocSlowpath], 1)
 		if sp := pc.spare; sp != nil && sp.n > 0 {
 			pc.spare = pc.takeMain()
@@ -118,29 +155,33 @@ func (c *Cache) allocSlow(node int, gfp GFP) (unsafe.Pointer, error) {
 			// fast path looked.
 			pc.n--
 			obj := pc.objs[pc.n]
-			raceReleaseMerge(unsafe.Pointer(pc))
-			percpu.Unpin()
+			unpin(pc)
 			return ptr(obj), nil
 		}
 		empty := pc.takeMain()
-		raceReleaseMerge(unsafe.Pointer(pc))
-		percpu.Unpin()
+		unpin(pc)
 
-		full, err := k.getFullSheaf(my, empty)
+		full, err := k.getFullSheaf(c.name, my, empty)
+		if errors.Is(err, ErrNoMemory) {
+			// The P's node is out of memory: fall back, one object.
+			obj, err := k.allocFromNode(c.name, my, 0)
+			return ptr(obj), err
+		}
 		if err != nil {
 			return nil, err
 		}
-		obj, ok := k.installSheaf(full, gen, true)
-		if ok {
-			return ptr(obj), nil
+		full.n--
+		obj := full.objs[full.n]
+		if !k.installSheaf(full, gen) {
+			a.statUnpinned(k, AllocNodeMismatch)
 		}
-		// A flush ran meanwhile: the sheaf went back to the slabs. Retry.
+		return ptr(obj), nil
 	}
 }
 
-// getFullSheaf returns a full (or at least non-empty) sheaf for node,
-// trading in empty (which may be nil).
-func (k *cache) getFullSheaf(node int, empty *sheaf) (*sheaf, error) {
+// getFullSheaf returns a non-empty sheaf of node's objects only, from the
+// barn (trading in empty, which may be nil) or refilled from node's slabs.
+func (k *kmemCache) getFullSheaf(name string, node int, empty *objSheaf) (*objSheaf, error) {
 	a := k.a
 	cn := k.nodes[node].Load()
 	if cn != nil {
@@ -152,75 +193,84 @@ func (k *cache) getFullSheaf(node int, empty *sheaf) (*sheaf, error) {
 	a.statUnpinned(k, BarnGetFail)
 	sh := empty
 	if sh == nil || len(sh.objs) != k.sheafCap {
-		sh = k.newSheaf(k.sheafCap)
+		sh = k.newSheaf(k.sheafCap, node)
 		a.statUnpinned(k, SheafAlloc)
 	}
-	if err := k.refill(sh, node, 0, k.sheafCap); err != nil && sh.n == 0 {
+	sh.node = node
+	if err := k.refill(name, sh, node, ThisNode, k.sheafCap); err != nil && sh.n == 0 {
+		if cn != nil && len(sh.objs) == k.sheafCap {
+			cn.barnPutEmpty(sh)
+		}
 		return nil, err
 	}
 	a.statUnpinned(k, SheafRefill)
 	return sh, nil
 }
 
-// installSheaf pops one object from full and makes full the P's main (or
-// spare) sheaf. If a flush ran since gen, or the P cannot take the sheaf,
-// it disposes of it instead; ok is false only when no object was taken.
-func (k *cache) installSheaf(full *sheaf, gen uint64, alloc bool) (obj uintptr, ok bool) {
-	a := k.a
-	var leftover *sheaf
-	pid := percpu.Pin()
-	if a.flushing.Load() != 0 || a.flushGen.Load() != gen || uint(pid) >= uint(len(k.pcpu)) {
-		percpu.Unpin()
-		k.flushSheaf(full)
-		k.disposeSheaf(full)
-		return 0, false
+// installSheaf makes sh (of one node, sh.node) the P's main or spare
+// sheaf. If a flush began since gen, its objects go back to their slabs;
+// if the goroutine is now on a P of another node (it migrated while
+// unpinned), or the P has no room, sh goes to the barn or the slabs
+// (disposeSheaf). It reports whether sh went onto the P.
+func (k *kmemCache) installSheaf(sh *objSheaf, gen uint64) bool {
+	pc, pid := k.pinAt(gen)
+	if pc == nil {
+		unpin(pc)
+		if k.a.flushGen.Load() != gen {
+			k.flushSheaf(sh)
+		}
+		k.disposeSheaf(sh)
+		return false
 	}
-	pc := &k.pcpu[pid]
-	raceAcquire(unsafe.Pointer(pc))
-	if alloc {
-		full.n--
-		obj = full.objs[full.n]
+	if sh.node != k.nodeOfP(pid) {
+		unpin(pc)
+		k.disposeSheaf(sh)
+		return false
 	}
+	var leftover *objSheaf
 	switch {
-	case pc.main == nil || pc.n == 0:
+	case pc.n == 0:
 		leftover = pc.takeMain()
-		pc.setMain(full)
+		pc.setMain(sh)
 	case pc.spare == nil || pc.spare.n == 0:
-		leftover, pc.spare = pc.spare, full
+		leftover, pc.spare = pc.spare, sh
 	default:
-		leftover = full
+		leftover = sh
 	}
-	raceReleaseMerge(unsafe.Pointer(pc))
-	percpu.Unpin()
+	unpin(pc)
 	if leftover != nil {
 		k.disposeSheaf(leftover)
 	}
-	return obj, true
+	return leftover != sh
 }
 
 // refill fills sh up to want objects from node's partial slabs, then from
-// new slabs. Kernel: refill_sheaf() / __refill_objects().
-func (k *cache) refill(sh *sheaf, node int, gfp GFP, want int) error {
-	mgfp := mem.GFP(0)
-	if gfp&ThisNode != 0 {
-		mgfp |= mem.GFPThisNode
-	}
+// new slabs of node. If node has no free memory and gfp has no ThisNode,
+// it falls back to the other nodes' partial slabs, then to a new slab
+// wherever the page allocator finds one (sh.node becomes mixedNode).
+// Kernel: refill_sheaf() / __refill_objects(), get_any_partial().
+func (k *kmemCache) refill(name string, sh *objSheaf, node int, gfp GFP, want int) error {
 	want = min(want, len(sh.objs))
-	if cn := k.nodes[node].Load(); cn != nil {
-		cn.listLock.Lock()
-		k.takePartialLocked(cn, sh, want)
-		cn.listLock.Unlock()
-	}
+	k.takePartial(sh, node, want)
 	for sh.n < want {
-		s, err := k.newSlab(node, mgfp)
+		s, err := k.newSlab(node, ThisNode)
+		if err != nil && gfp&ThisNode == 0 {
+			for d := 1; d < len(k.nodes) && sh.n < want; d++ {
+				k.takePartial(sh, (node+d)%len(k.nodes), want)
+			}
+			if sh.n >= want {
+				return nil
+			}
+			s, err = k.newSlab(node, 0)
+		}
 		if err != nil {
-			return fmt.Errorf("%w: cache %q on node %d: %w", ErrNoMemory, k.name, node, err)
+			return &causeError{fmt.Sprintf("slab: cache %q: new slab on node %d", name, node), ErrNoMemory, err}
 		}
 		k.a.statUnpinned(k, AllocSlab)
 		cn := k.nodes[s.node].Load()
 		if cn == nil {
 			k.discardSlab(s)
-			return fmt.Errorf("%w: cache %q: %w %d", ErrNoMemory, k.name, errNoNode, s.node)
+			return fmt.Errorf("slab: cache %q: node %d: %w: %w", name, s.node, errNoNode, ErrNoMemory)
 		}
 		cn.listLock.Lock()
 		cn.nrSlabs++
@@ -233,21 +283,39 @@ func (k *cache) refill(sh *sheaf, node int, gfp GFP, want int) error {
 			cn.partial.push(k.a, s)
 		}
 		// More partial slabs may have appeared meanwhile.
-		k.takePartialLocked(cn, sh, want)
+		if cn.node == node {
+			k.takePartialLocked(cn, sh, want)
+		}
 		cn.listLock.Unlock()
 	}
 	return nil
 }
 
+// takePartial moves objects of node's partial slabs into sh, up to want;
+// sh.node becomes mixedNode if node is not sh's.
+func (k *kmemCache) takePartial(sh *objSheaf, node, want int) {
+	cn := k.nodes[node].Load()
+	if cn == nil {
+		return
+	}
+	n := sh.n
+	cn.listLock.Lock()
+	k.takePartialLocked(cn, sh, want)
+	cn.listLock.Unlock()
+	if sh.n > n && node != sh.node {
+		sh.node = mixedNode
+	}
+}
+
 // takeObjLocked pops one object off s. Called with its node's list_lock.
-func (k *cache) takeObjLocked(cn *cacheNode, s *slabHdr) uintptr {
+func (k *kmemCache) takeObjLocked(cn *cacheNode, s *slabHdr) uintptr {
 	obj := k.popFree(s)
 	s.inuse++
 	cn.nrFree--
 	return obj
 }
 
-func (k *cache) takePartialLocked(cn *cacheNode, sh *sheaf, want int) {
+func (k *kmemCache) takePartialLocked(cn *cacheNode, sh *objSheaf, want int) {
 	for sh.n < want {
 		s := cn.partial.first(k.a)
 		if s == nil {
@@ -263,13 +331,14 @@ func (k *cache) takePartialLocked(cn *cacheNode, sh *sheaf, want int) {
 	}
 }
 
-// allocFromNode takes one object from node directly, bypassing sheaves.
-// Kernel: ___slab_alloc() for a node-specific request.
-func (k *cache) allocFromNode(node int, gfp GFP) (uintptr, error) {
-	var one sheaf
+// allocFromNode takes one object from node's slabs directly, bypassing
+// sheaves (falling back to other nodes unless gfp has ThisNode). Kernel:
+// ___slab_alloc() for a node-specific request.
+func (k *kmemCache) allocFromNode(name string, node int, gfp GFP) (uintptr, error) {
 	var buf [1]uintptr
-	one.objs = buf[:]
-	if err := k.refill(&one, node, gfp, 1); err != nil {
+	one := objSheaf{}
+	one.objs, one.node = buf[:], node
+	if err := k.refill(name, &one, node, gfp, 1); err != nil {
 		return 0, err
 	}
 	return buf[0], nil

@@ -6,6 +6,7 @@ package slab
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -27,8 +28,9 @@ var (
 type Options struct {
 	// OnInvalidFree is called with every refused free (pointer outside
 	// hotslab memory, not a slab page, not an object start, wrong cache,
-	// double free). The default panics with the description; the
-	// allocator's state is intact either way.
+	// destroyed handle, closed allocator, double free). The default
+	// panics with the description; the allocator's state is intact
+	// either way.
 	OnInvalidFree func(*InvalidFree)
 	// Logger receives hotplug and lifecycle messages (default slog.Default).
 	Logger *slog.Logger
@@ -36,24 +38,26 @@ type Options struct {
 
 // Allocator is a SLUB-style slab allocator over a mem.System: the
 // kernel's slab_caches list, slab_mutex and slab_nodes, and the kmalloc
-// caches.
+// caches. A System has at most one Allocator at a time.
 type Allocator struct {
 	sys *mem.System
 	log *slog.Logger
 
 	onInvalid func(*InvalidFree)
 
-	// slabMutex protects caches, byName, slabNodes and every cache's
-	// refcount and node array writes. Kernel: slab_mutex.
+	// slabMutex protects caches, byName, slabNodes, nextID, freeIDs and
+	// every cache's refcount, names and node array writes. Kernel:
+	// slab_mutex.
 	slabMutex lockdep.Mutex
-	caches    []*cache          // underlying caches, creation order
+	caches    []*kmemCache      // underlying caches, creation order
 	byName    map[string]*Cache // every live handle (aliases included)
 	slabNodes []bool            // nodes every cache has a structure for
-	nextID    uint32            // next cache id; ids start at 1, never reused
+	nextID    uint32            // next new cache id; ids start at 1
+	freeIDs   []uint32          // ids of destroyed caches, for reuse
 
 	// table maps a cache id (kept in every slab page) to its cache, for
 	// kfree and ksize. Copy-on-write under slab_mutex; read lock-free.
-	table atomic.Pointer[[]*cache]
+	table atomic.Pointer[[]*kmemCache]
 
 	// Per-P flush protocol: the owner P touches its sheaves only pinned
 	// and after seeing flushing == 0; a flusher holds flushMu, sets
@@ -62,10 +66,10 @@ type Allocator struct {
 	flushing atomic.Int32
 	flushGen atomic.Uint64 // bumped by every flush
 
-	// memNode[p] is the node whose objects P p caches: its own node if
-	// it has memory, else the nearest that has. Written only while
-	// flushing.
-	memNode []atomic.Int32
+	// procNode[p] is the node whose objects P p caches: its own node if
+	// it has memory, else the nearest that has. Written only by a
+	// flusher that empties every P's sheaves in the same flush.
+	procNode []atomic.Int32
 
 	kmalloc kmallocCaches
 
@@ -73,17 +77,26 @@ type Allocator struct {
 	failNodeInit atomic.Int32 // node+1, 0 = off
 
 	unregister []func()
-	closed     bool
+	closed     atomic.Bool // set once by Close (under slab_mutex)
 }
 
+// owners maps each mem.System to its Allocator: the pages' slab headers
+// carry cache ids that only one Allocator can interpret.
+var owners sync.Map // *mem.System → *Allocator
+
 // New returns an allocator over sys with the kmalloc caches created and
-// hotplug notifiers registered. Kernel: kmem_cache_init().
+// hotplug notifiers registered. A System that already has an Allocator
+// is refused with an error wrapping EBUSY (Close the other one first).
+// Kernel: kmem_cache_init().
 func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	if sys == nil {
 		return nil, fmt.Errorf("slab: nil memory system: %w", syscall.EINVAL)
 	}
 	a := &Allocator{sys: sys, byName: make(map[string]*Cache), nextID: 1}
-	a.table.Store(new([]*cache))
+	if _, taken := owners.LoadOrStore(sys, a); taken {
+		return nil, fmt.Errorf("slab: the memory system already has an allocator (close it first): %w", syscall.EBUSY)
+	}
+	a.table.Store(new([]*kmemCache))
 	if opts != nil {
 		a.onInvalid = opts.OnInvalidFree
 		a.log = opts.Logger
@@ -94,7 +107,7 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	a.slabMutex.Init(slabMutexClass)
 	a.flushMu.Init(flushClass)
 	a.slabNodes = make([]bool, sys.NumNodes())
-	a.memNode = make([]atomic.Int32, percpu.MaxProcs())
+	a.procNode = make([]atomic.Int32, percpu.MaxProcs())
 	a.unregister = append(a.unregister,
 		sys.RegisterNodeNotifier("slab", 1, a.nodeCallback),
 		sys.RegisterMemoryNotifier("slab", 1, a.memoryCallback))
@@ -104,7 +117,7 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	for n := range a.slabNodes {
 		a.slabNodes[n] = sys.NodeHasMemory(n)
 	}
-	a.computeMemNodes()
+	a.computeProcNodes()
 	a.slabMutex.Unlock()
 	sys.PutOnlineMems()
 	if err := a.createKmallocCaches(); err != nil {
@@ -114,31 +127,97 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	return a, nil
 }
 
-// Close unregisters the allocator from the memory system. Caches must not
-// be used afterwards; a Free is refused and reported, not served. Close
-// the Allocator before its System: the free paths read the System's
-// vmemmap, which System.Close unmaps.
+// Close gives everything the allocator holds back to the page allocator:
+// every P's sheaves and every barn are emptied and every slab and every
+// large kmalloc allocation is freed — objects still allocated included
+// (their number is logged as a warning; using them afterwards is a bug) —
+// so every block can go offline afterwards and the System can take a new
+// Allocator. The notifiers are unregistered. Afterwards allocations fail
+// with ErrClosed and frees are refused and reported. Close must not run
+// concurrently with other calls on the allocator; a second Close does
+// nothing. Close the Allocator before its System: the free paths read
+// the System's vmemmap, which System.Close unmaps.
 func (a *Allocator) Close() {
 	a.slabMutex.Lock()
-	if a.closed {
+	if a.closed.Load() {
 		a.slabMutex.Unlock()
 		return
 	}
-	a.closed = true
+	a.closed.Store(true)
 	// An empty range for every cache's free paths (hdrAt and the
-	// assembly): any later free goes to the Go path, which refuses it
-	// through the System (slabOf) instead of reading a vmemmap that
-	// System.Close is about to unmap. After the grace period no fast
-	// path is still using the old range.
-	a.stopPcpu()
+	// assembly): any later free goes to the Go path, which refuses it.
+	// After the grace period no fast path is still using the old range.
+	a.beginFlush()
 	for _, k := range a.caches {
+		k.flushPcpuLocked()
 		k.memSize = 0
 	}
-	a.startPcpu()
+	a.endFlush()
+	var live int64
+	for _, k := range a.caches {
+		k.flushBarns()
+		live += k.reset()
+	}
+	live += a.freeAllPages()
 	a.slabMutex.Unlock()
+	if live > 0 {
+		a.log.Warn("slab: allocator closed with objects still allocated; their memory is freed", "objects", live)
+	}
 	for _, u := range a.unregister {
 		u()
 	}
+	owners.CompareAndDelete(a.sys, a)
+}
+
+// reset forgets every slab of k (Close frees their pages) and returns the
+// number of objects that were still allocated.
+func (k *kmemCache) reset() (live int64) {
+	for n := range k.nodes {
+		cn := k.nodes[n].Load()
+		if cn == nil {
+			continue
+		}
+		cn.listLock.Lock()
+		live += cn.nrSlabs*int64(k.objects) - cn.nrFree
+		cn.partial = slabList{head: nilPFN}
+		cn.nrSlabs, cn.nrFree = 0, 0
+		cn.listLock.Unlock()
+	}
+	return live
+}
+
+// freeAllPages frees every slab of every cache of a and every large
+// kmalloc allocation, found by walking the struct pages of every present
+// block, and returns the number of large allocations freed. Called by
+// Close with slab_mutex held, after reset.
+func (a *Allocator) freeAllPages() (large int64) {
+	sys := a.sys
+	for _, b := range sys.Blocks() {
+		start := sys.Base() + uintptr(b.PhysAddr)
+		for addr := start; addr < start+uintptr(sys.BlockSize()); addr += mem.PageSize {
+			pg := sys.PageOf(addr)
+			if pg == nil {
+				break
+			}
+			h := hdr(pg)
+			if h.cache == 0 || h.base != addr {
+				continue
+			}
+			order := pg.Order()
+			if h.flags&hdrLarge != 0 {
+				large++
+			} else if k := a.cacheOf(h.cache); k != nil {
+				order = k.order
+				a.statUnpinned(k, FreeSlab)
+			} else {
+				continue
+			}
+			if err := sys.FreePages(addr, order); err != nil {
+				a.log.Error("slab: close: freeing pages", "addr", addr, "err", err)
+			}
+		}
+	}
+	return large
 }
 
 // System returns the memory system the allocator draws pages from.
@@ -151,7 +230,7 @@ func (a *Allocator) Caches() []CacheInfo {
 	defer a.slabMutex.Unlock()
 	out := make([]CacheInfo, 0, len(a.caches))
 	for _, k := range a.caches {
-		ci := CacheInfo{Name: k.name, UniqueID: k.uniqueID(), Mergeable: k.mergeable(), cache: k}
+		ci := CacheInfo{Name: k.name, UniqueID: k.uniqueID, Mergeable: k.mergeable(), cache: k}
 		for _, n := range k.names {
 			if n != k.name {
 				ci.Aliases = append(ci.Aliases, n)
@@ -165,10 +244,10 @@ func (a *Allocator) Caches() []CacheInfo {
 // CacheInfo describes one underlying cache.
 type CacheInfo struct {
 	Name      string   // first name
-	UniqueID  string   // ":[flags-]%07u", the /sys/kernel/slab directory of a merged cache
+	UniqueID  string   // the /sys/kernel/slab directory (see Cache.UniqueID)
 	Aliases   []string // further names sharing the cache
 	Mergeable bool
-	cache     *cache
+	cache     *kmemCache
 }
 
 // Stats returns the cache's statistics.
@@ -184,13 +263,13 @@ func (a *Allocator) Lookup(name string) (*Cache, bool) {
 
 // publishTable replaces the cache table with change applied to a copy of
 // it. Called with slab_mutex held.
-func (a *Allocator) publishTable(change func([]*cache) []*cache) {
-	t := change(append([]*cache(nil), *a.table.Load()...))
+func (a *Allocator) publishTable(change func([]*kmemCache) []*kmemCache) {
+	t := change(append([]*kmemCache(nil), *a.table.Load()...))
 	a.table.Store(&t)
 }
 
 // statUnpinned counts an event from code that runs unpinned (slow paths):
 // an atomic add on a per-cache counter, exact whatever the P.
-func (a *Allocator) statUnpinned(k *cache, s Stat) {
+func (a *Allocator) statUnpinned(k *kmemCache, s Stat) {
 	atomic.AddUint64(&k.slowStat[s], 1)
 }

@@ -3,29 +3,45 @@
 
 package slab
 
-// sheaf is an array of free objects (the kernel's struct slab_sheaf).
-type sheaf struct {
+import "unsafe"
+
+// objSheaf is an array of free objects (the kernel's struct slab_sheaf):
+// a P's main, spare or remote sheaf, a barn's full or empty one, or the
+// inside of a prefilled Sheaf.
+type objSheaf struct {
+	sheafFields
+	// Sheaves of different Ps never share a cache line.
+	_ [cacheLine - unsafe.Sizeof(sheafFields{})%cacheLine]byte
+}
+
+type sheafFields struct {
 	n    int
-	objs []uintptr            // len == capacity
-	node int                  // a remote sheaf's node (pcpuSheaves.remote)
-	_    [cacheLine - 40]byte // sheaves of different Ps never share a line
+	objs []uintptr // len == capacity
+	// node is the node of every object in the sheaf, or mixedNode when
+	// they may be of several (a refill that fell back to another node,
+	// a prefilled sheaf freed into). Only sheaves of one node go to a
+	// barn (theirs) or onto a P (whose node it is).
+	node int
 }
 
-func (k *cache) newSheaf(capacity int) *sheaf {
-	return &sheaf{objs: make([]uintptr, capacity)}
+// mixedNode is the node of a sheaf whose objects may be of several nodes.
+const mixedNode = -1
+
+func (k *kmemCache) newSheaf(capacity, node int) *objSheaf {
+	sh := &objSheaf{}
+	sh.objs, sh.node = make([]uintptr, capacity), node
+	return sh
 }
 
-// disposeSheaf puts a sheaf that left a P somewhere: empty ones to the
-// barn, full ones to the barn if it has room, the rest back to the slabs.
-func (k *cache) disposeSheaf(sh *sheaf) {
+// disposeSheaf puts a sheaf that left a P (or a returned prefilled sheaf)
+// somewhere: a full one of one node to its node's barn if that has room,
+// else its objects back to their slabs and the empty sheaf to the barn.
+func (k *kmemCache) disposeSheaf(sh *objSheaf) {
 	a := k.a
-	node := a.localNode(0)
-	if sh.n > 0 {
-		if s, _ := a.slabOf(sh.objs[0]); s != nil {
-			node = int(s.node)
-		}
+	var cn *cacheNode
+	if sh.node >= 0 {
+		cn = k.nodes[sh.node].Load()
 	}
-	cn := k.nodes[node].Load()
 	if sh.n == len(sh.objs) && sh.n == k.sheafCap && cn != nil && cn.barnPutFull(sh) {
 		a.statUnpinned(k, BarnPut)
 		return
@@ -40,7 +56,7 @@ func (k *cache) disposeSheaf(sh *sheaf) {
 
 // getEmptySheaf trades a full sheaf (may be nil) for an empty one: the full
 // one goes to the barn, or back to the slabs when the barn is full.
-func (k *cache) getEmptySheaf(node int, full *sheaf) *sheaf {
+func (k *kmemCache) getEmptySheaf(node int, full *objSheaf) *objSheaf {
 	a := k.a
 	cn := k.nodes[node].Load()
 	if full != nil {
@@ -51,23 +67,25 @@ func (k *cache) getEmptySheaf(node int, full *sheaf) *sheaf {
 			a.statUnpinned(k, BarnPutFail)
 			k.flushSheaf(full)
 			if len(full.objs) == k.sheafCap {
+				full.node = node
 				return full
 			}
 		}
 	}
 	if cn != nil {
 		if e := cn.barnGetEmpty(); e != nil {
+			e.node = node
 			return e
 		}
 	}
 	a.statUnpinned(k, SheafAlloc)
-	return k.newSheaf(k.sheafCap)
+	return k.newSheaf(k.sheafCap, node)
 }
 
 // sheafStack is one of a barn's two lists of sheaves (barn lock).
-type sheafStack []*sheaf
+type sheafStack []*objSheaf
 
-func (st *sheafStack) pop() *sheaf {
+func (st *sheafStack) pop() *objSheaf {
 	n := len(*st)
 	if n == 0 {
 		return nil
@@ -78,7 +96,7 @@ func (st *sheafStack) pop() *sheaf {
 }
 
 // push adds sh unless the list already holds limit sheaves.
-func (st *sheafStack) push(sh *sheaf, limit int) bool {
+func (st *sheafStack) push(sh *objSheaf, limit int) bool {
 	if len(*st) >= limit {
 		return false
 	}
@@ -88,7 +106,7 @@ func (st *sheafStack) push(sh *sheaf, limit int) bool {
 
 // barnGetFull takes a full sheaf, leaving empty (if given and of the
 // cache's size) in the barn in exchange. Kernel: barn_replace_empty_sheaf().
-func (cn *cacheNode) barnGetFull(k *cache, empty *sheaf) *sheaf {
+func (cn *cacheNode) barnGetFull(k *kmemCache, empty *objSheaf) *objSheaf {
 	cn.barnLock.Lock()
 	defer cn.barnLock.Unlock()
 	full := cn.full.pop()
@@ -98,19 +116,19 @@ func (cn *cacheNode) barnGetFull(k *cache, empty *sheaf) *sheaf {
 	return full
 }
 
-func (cn *cacheNode) barnPutFull(sh *sheaf) bool {
+func (cn *cacheNode) barnPutFull(sh *objSheaf) bool {
 	cn.barnLock.Lock()
 	defer cn.barnLock.Unlock()
 	return cn.full.push(sh, maxBarnFull)
 }
 
-func (cn *cacheNode) barnGetEmpty() *sheaf {
+func (cn *cacheNode) barnGetEmpty() *objSheaf {
 	cn.barnLock.Lock()
 	defer cn.barnLock.Unlock()
 	return cn.empty.pop()
 }
 
-func (cn *cacheNode) barnPutEmpty(sh *sheaf) bool {
+func (cn *cacheNode) barnPutEmpty(sh *objSheaf) bool {
 	cn.barnLock.Lock()
 	defer cn.barnLock.Unlock()
 	return cn.empty.push(sh, maxBarnEmpty)

@@ -53,13 +53,15 @@ type CacheOptions struct {
 // Cache is a handle on a slab cache: the name a user created. Several
 // handles can share one underlying cache when they were merged.
 type Cache struct {
-	name string
-	c    *cache
-	dead atomic.Bool
+	// c and dead are read by the assembly fast paths (fast_amd64.s).
+	c       *kmemCache
+	dead    atomic.Bool // Destroy succeeded for this handle
+	kmalloc bool        // a kmalloc cache's own handle: permanent
+	name    string
 }
 
-// cache is an underlying cache (the kernel's struct kmem_cache).
-type cache struct {
+// kmemCache is an underlying kmemCache (the kernel's struct kmem_cache).
+type kmemCache struct {
 	// The fast paths' fields first, in the first two cache lines (read
 	// by fast_amd64.s too): the range and vmemmap of the System (a copy:
 	// validating a free costs no load of the Allocator or the System;
@@ -76,13 +78,14 @@ type cache struct {
 	size      int // slot size
 	pcpu      []pcpuSheaves
 	flushing  *atomic.Int32  // &a.flushing
-	memNode   []atomic.Int32 // a.memNode
+	procNode   []atomic.Int32 // a.memNode
 
 	a          *Allocator
 	name       string   // first name
 	names      []string // every live name, first one first (slab_mutex)
 	refcount   int      // live handles (slab_mutex)
-	objectSize int
+	objectSize atomic.Int32 // the largest size of its names (raised by merges)
+	uniqueID   string       // the /sys/kernel/slab directory name
 	align      int
 	flags      Flags
 	ctor       func(unsafe.Pointer)
@@ -110,7 +113,8 @@ type cacheNode struct {
 	empty    sheafStack
 }
 
-func (k *cache) uniqueID() string {
+// mergeID is the kernel's create_unique_id(): ":[flags-]%07u".
+func (k *kmemCache) mergeID() string {
 	var b strings.Builder
 	b.WriteByte(':')
 	if k.flags&ReclaimAccount != 0 {
@@ -129,21 +133,27 @@ func (k *cache) uniqueID() string {
 	return b.String()
 }
 
-func (k *cache) mergeable() bool {
+func (k *kmemCache) mergeable() bool {
 	return k.ctor == nil && k.flags&(NoMerge|debugFlags) == 0
 }
 
 // Name returns the handle's name.
 func (c *Cache) Name() string { return c.name }
 
-// ObjectSize returns the size the cache was created with.
-func (c *Cache) ObjectSize() int { return c.c.objectSize }
+// ObjectSize returns the object size of the underlying cache: the largest
+// size any of its names was created with (what Zalloc clears, AllocBytes
+// spans and Ksize reports).
+func (c *Cache) ObjectSize() int { return int(c.c.objectSize.Load()) }
 
-// Size returns the slot size of the underlying cache (what Ksize reports).
+// Size returns the slot size of the underlying cache: the object size
+// rounded up to the alignment (plus the free pointer for a cache with a
+// constructor).
 func (c *Cache) Size() int { return c.c.size }
 
-// UniqueID returns the ":[flags-]%07u" id of the underlying cache.
-func (c *Cache) UniqueID() string { return c.c.uniqueID() }
+// UniqueID returns the name of the underlying cache's /sys/kernel/slab
+// directory: ":[flags-]%07u" for a mergeable cache, the cache's own name
+// for an unmergeable one. Unique among the Allocator's live caches.
+func (c *Cache) UniqueID() string { return c.c.uniqueID }
 
 // Merged reports whether the handle shares its cache with other names.
 func (c *Cache) Merged() bool {
@@ -155,8 +165,8 @@ func (c *Cache) Merged() bool {
 // Stats returns a snapshot of the underlying cache's statistics.
 func (c *Cache) Stats() CacheStats { return c.c.stats() }
 
-func (k *cache) stats() CacheStats {
-	s := CacheStats{Name: k.name, ObjectSize: k.objectSize, Size: k.size, Align: k.align,
+func (k *kmemCache) stats() CacheStats {
+	s := CacheStats{Name: k.name, ObjectSize: int(k.objectSize.Load()), Size: k.size, Align: k.align,
 		ObjsPerSlab: k.objects, Order: k.order, SheafCap: k.sheafCap}
 	k.a.slabMutex.Lock()
 	s.Aliases = len(k.names) - 1

@@ -25,27 +25,30 @@ func validName(name string) bool {
 }
 
 // NewCache creates a cache of objects of the given size, or returns an
-// alias of a compatible existing one. Invalid arguments fail with an error
-// wrapping EINVAL and create nothing. Kernel: kmem_cache_create().
+// alias of a compatible existing one (then the cache's object size
+// becomes the largest of its names' sizes, as the kernel's
+// __kmem_cache_alias does). Invalid arguments fail with an error wrapping
+// ErrInvalid (EINVAL), a taken name with ErrExists, and create nothing.
+// Kernel: kmem_cache_create().
 func (a *Allocator) NewCache(name string, size int, opts *CacheOptions) (*Cache, error) {
 	var o CacheOptions
 	if opts != nil {
 		o = *opts
 	}
 	if !validName(name) {
-		return nil, fmt.Errorf("%w: cache name %q (1-64 printable characters, no '/' or spaces)", ErrInvalid, name)
+		return nil, fmt.Errorf("slab: cache name %q (1-64 printable characters, no '/' or spaces): %w", name, ErrInvalid)
 	}
 	if size <= 0 || size > MaxSize {
-		return nil, fmt.Errorf("%w: cache %q: object size %d not in 1..%d", ErrInvalid, name, size, MaxSize)
+		return nil, fmt.Errorf("slab: cache %q: object size %d not in 1..%d: %w", name, size, MaxSize, ErrInvalid)
 	}
 	if o.Align < 0 || o.Align&(o.Align-1) != 0 || o.Align > mem.PageSize {
-		return nil, fmt.Errorf("%w: cache %q: alignment %d is not a power of two up to %d", ErrInvalid, name, o.Align, mem.PageSize)
+		return nil, fmt.Errorf("slab: cache %q: alignment %d is not a power of two up to %d: %w", name, o.Align, mem.PageSize, ErrInvalid)
 	}
 	if o.Flags&^validFlags != 0 {
-		return nil, fmt.Errorf("%w: cache %q: unknown flags %#x", ErrInvalid, name, uint32(o.Flags&^validFlags))
+		return nil, fmt.Errorf("slab: cache %q: unknown flags %#x: %w", name, uint32(o.Flags&^validFlags), ErrInvalid)
 	}
 	if o.Flags&debugFlags != 0 {
-		return nil, fmt.Errorf("%w: cache %q: debug flags are not supported yet", ErrInvalid, name)
+		return nil, fmt.Errorf("slab: cache %q: debug flags are not supported yet: %w", name, ErrInvalid)
 	}
 	align := calculateAlignment(o.Flags, o.Align, size)
 	slot := alignUp(max(size, MinAlign), align)
@@ -57,16 +60,19 @@ func (a *Allocator) NewCache(name string, size int, opts *CacheOptions) (*Cache,
 
 	a.slabMutex.Lock()
 	defer a.slabMutex.Unlock()
-	if a.closed {
-		return nil, fmt.Errorf("%w: allocator closed", ErrDestroyed)
+	if a.closed.Load() {
+		return nil, fmt.Errorf("slab: cache %q: %w", name, ErrClosed)
 	}
 	if _, ok := a.byName[name]; ok {
-		return nil, fmt.Errorf("%w: %q", ErrExists, name)
+		return nil, fmt.Errorf("slab: cache %q: %w", name, ErrExists)
 	}
 	h := &Cache{name: name}
 	if k := a.findMergeable(size, align, o); k != nil {
 		k.refcount++
 		k.names = append(k.names, name)
+		if int32(size) > k.objectSize.Load() {
+			k.objectSize.Store(int32(size))
+		}
 		h.c = k
 		a.byName[name] = h
 		return h, nil
@@ -82,7 +88,7 @@ func (a *Allocator) NewCache(name string, size int, opts *CacheOptions) (*Cache,
 
 // findMergeable returns a cache a new one can alias. Kernel:
 // find_mergeable().
-func (a *Allocator) findMergeable(size, align int, o CacheOptions) *cache {
+func (a *Allocator) findMergeable(size, align int, o CacheOptions) *kmemCache {
 	if o.Ctor != nil || o.Flags&(NoMerge|debugFlags) != 0 {
 		return nil
 	}
@@ -104,11 +110,11 @@ func (a *Allocator) findMergeable(size, align int, o CacheOptions) *cache {
 
 // newCacheLocked builds an underlying cache. Called with slab_mutex held.
 // Kernel: do_kmem_cache_create() / kmem_cache_open().
-func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOptions) (*cache, error) {
+func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOptions) (*kmemCache, error) {
 	order, objs := calculateOrder(slot)
-	k := &cache{
-		a: a, flushing: &a.flushing, memNode: a.memNode, id: a.nextID, name: name, names: []string{name}, refcount: 1,
-		objectSize: size, size: slot, align: align, flags: o.Flags, ctor: o.Ctor,
+	k := &kmemCache{
+		a: a, flushing: &a.flushing, procNode: a.procNode, id: a.allocID(), name: name, names: []string{name}, refcount: 1,
+		size: slot, align: align, flags: o.Flags, ctor: o.Ctor,
 		order: order, objects: objs,
 		recip:    (1<<32)/uint64(slot) + 1,
 		random:   uintptr(rand.Uint64()) | 1,
@@ -124,8 +130,8 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	pm := a.sys.PageMap()
 	k.memBase, k.memSize = pm.Base(), pm.Size()
 	k.vmemmap = unsafe.Pointer(pm.PageAt(pm.Base()))
-	a.nextID++
-	a.publishTable(func(t []*cache) []*cache {
+	k.objectSize.Store(int32(size))
+	a.publishTable(func(t []*kmemCache) []*kmemCache {
 		for uint32(len(t)) <= k.id {
 			t = append(t, nil)
 		}
@@ -134,20 +140,53 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	})
 	// min_partial = ilog2(size)/2 clamped to [5, 10], as the kernel.
 	k.minPartial = min(max(bits.Len(uint(slot))/2, 5), 10)
-	k.pcpu = make([]pcpuSheaves, len(a.memNode))
+	k.pcpu = make([]pcpuSheaves, len(a.procNode))
 	k.nodes = make([]atomic.Pointer[cacheNode], len(a.slabNodes))
 	for n, ok := range a.slabNodes {
 		if ok {
 			k.initNode(n)
 		}
 	}
+	k.uniqueID = a.uniqueIDLocked(k)
 	a.caches = append(a.caches, k)
 	return k, nil
 }
 
+// allocID returns an unused cache id, reusing those of destroyed caches
+// (no page carries them any more: a cache is destroyed only once all its
+// slabs are freed, and freeing clears the pages' headers). Called with
+// slab_mutex held.
+func (a *Allocator) allocID() uint32 {
+	if n := len(a.freeIDs); n > 0 {
+		id := a.freeIDs[n-1]
+		a.freeIDs = a.freeIDs[:n-1]
+		return id
+	}
+	a.nextID++
+	return a.nextID - 1
+}
+
+// uniqueIDLocked names k's /sys/kernel/slab directory: a mergeable
+// cache's ":[flags-]%07u" (with "-<cache id>" added in the rare case that
+// another live cache has the same one: same slot size and flags, but not
+// mergeable with it for alignment), an unmergeable cache's own name, as
+// the kernel's sysfs_slab_add() does. Called with slab_mutex held.
+func (a *Allocator) uniqueIDLocked(k *kmemCache) string {
+	if !k.mergeable() {
+		return k.name
+	}
+	id := k.mergeID()
+	for _, o := range a.caches {
+		if o.uniqueID == id {
+			return fmt.Sprintf("%s-%d", id, k.id)
+		}
+	}
+	return id
+}
+
 // initNode gives k its structure for node n if it has none. Called with
 // slab_mutex held. Kernel: init_kmem_cache_node().
-func (k *cache) initNode(n int) {
+func (k *kmemCache) initNode(n int) {
 	if k.nodes[n].Load() != nil {
 		return
 	}
@@ -157,17 +196,26 @@ func (k *cache) initNode(n int) {
 	k.nodes[n].Store(cn)
 }
 
-// Destroy removes the handle. When it is the last name of its cache, the
-// cache is flushed and shrunk and, if objects remain, Destroy fails with
-// an error wrapping ErrBusy naming the cache and the count, and the cache
-// stays usable. Kernel: kmem_cache_destroy().
+// Destroy removes the handle: from then on it refuses to allocate
+// (ErrDestroyed) and to free (reported as an invalid free). When it is the
+// last name of its cache, the cache is flushed and shrunk and, if objects
+// remain, Destroy fails with an error wrapping ErrBusy (EBUSY) naming the
+// cache and the count, and the cache and handle stay usable. A kmalloc
+// cache's handle refuses with ErrPermanent (EPERM); a destroyed handle
+// with ErrDestroyed. Kernel: kmem_cache_destroy().
 func (c *Cache) Destroy() error {
 	k := c.c
 	a := k.a
+	if c.kmalloc {
+		return fmt.Errorf("slab: kmem_cache_destroy %s: %w", c.name, ErrPermanent)
+	}
 	a.slabMutex.Lock()
 	defer a.slabMutex.Unlock()
 	if c.dead.Load() {
-		return fmt.Errorf("%w: %q", ErrDestroyed, c.name)
+		return fmt.Errorf("slab: kmem_cache_destroy %s: %w", c.name, ErrDestroyed)
+	}
+	if a.closed.Load() {
+		return fmt.Errorf("slab: kmem_cache_destroy %s: %w", c.name, ErrClosed)
 	}
 	if k.refcount > 1 {
 		k.refcount--
@@ -176,9 +224,9 @@ func (c *Cache) Destroy() error {
 		c.dead.Store(true)
 		return nil
 	}
-	a.stopPcpu()
+	a.beginFlush()
 	k.flushPcpuLocked()
-	a.startPcpu()
+	a.endFlush()
 	k.flushBarns()
 	k.shrinkNodes()
 	var inUse, slabs int64
@@ -191,7 +239,7 @@ func (c *Cache) Destroy() error {
 		}
 	}
 	if slabs != 0 {
-		return fmt.Errorf("%w: kmem_cache_destroy %s: Slab cache still has objects (%d in use, %d slabs)", ErrBusy, c.name, inUse, slabs)
+		return fmt.Errorf("slab: kmem_cache_destroy %s: Slab cache still has objects (%d in use, %d slabs): %w", c.name, inUse, slabs, ErrBusy)
 	}
 	k.refcount = 0
 	delete(a.byName, c.name)
@@ -201,15 +249,16 @@ func (c *Cache) Destroy() error {
 			break
 		}
 	}
-	a.publishTable(func(t []*cache) []*cache {
+	a.publishTable(func(t []*kmemCache) []*kmemCache {
 		t[k.id] = nil
 		return t
 	})
+	a.freeIDs = append(a.freeIDs, k.id)
 	c.dead.Store(true)
 	return nil
 }
 
-func (k *cache) removeName(name string) {
+func (k *kmemCache) removeName(name string) {
 	for i, n := range k.names {
 		if n == name {
 			k.names = append(k.names[:i], k.names[i+1:]...)

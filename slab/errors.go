@@ -1,5 +1,5 @@
-// Errors: the sentinels every refusal wraps (each wrapping the kernel's errno)
-// and the report of a refused free.
+// Errors: the sentinels every refusal wraps (each unwrapping to the kernel's
+// errno) and the report of a refused free.
 
 package slab
 
@@ -9,32 +9,67 @@ import (
 	"syscall"
 )
 
-// Errors. Each wraps the errno the kernel would return, so errors.Is works
-// with both the sentinel and the errno.
+// Errors. Each unwraps to the errno the kernel would return, so errors.Is
+// works with both the sentinel and the errno. A returned error reads
+// context first and the sentinel's text once, last:
+//
+//	slab: cache "session": object size 0 not in 1..32768: invalid argument
 var (
-	// ErrInvalid: a bad argument (size, alignment, flags, name, node).
-	ErrInvalid = fmt.Errorf("slab: invalid argument: %w", syscall.EINVAL)
+	// ErrInvalid: a bad argument (size, alignment, flags, name, node,
+	// gfp), or a pointer that is not what the call needs.
+	ErrInvalid error = &sentinel{"invalid argument", syscall.EINVAL}
 	// ErrNoMemory: the page allocator could not supply a slab.
-	ErrNoMemory = fmt.Errorf("slab: out of memory: %w", syscall.ENOMEM)
-	// ErrBusy: the cache still has objects and cannot be destroyed.
-	ErrBusy = fmt.Errorf("slab: cache has objects: %w", syscall.EBUSY)
+	ErrNoMemory error = &sentinel{"out of memory", syscall.ENOMEM}
+	// ErrBusy: objects are still allocated (Cache.Destroy of the last
+	// name, Allocator.Close).
+	ErrBusy error = &sentinel{"objects still allocated", syscall.EBUSY}
 	// ErrDestroyed: the cache handle was destroyed.
-	ErrDestroyed = fmt.Errorf("slab: cache destroyed: %w", syscall.EINVAL)
+	ErrDestroyed error = &sentinel{"cache destroyed", syscall.EINVAL}
+	// ErrClosed: the Allocator was closed.
+	ErrClosed error = &sentinel{"allocator closed", syscall.EINVAL}
 	// ErrExists: a cache of that name exists.
-	ErrExists = fmt.Errorf("slab: cache exists: %w", syscall.EEXIST)
+	ErrExists error = &sentinel{"cache exists", syscall.EEXIST}
+	// ErrPermanent: the kmalloc caches cannot be destroyed.
+	ErrPermanent error = &sentinel{"kmalloc caches are permanent", syscall.EPERM}
 )
+
+// sentinel is an error kind: its text says what went wrong and it unwraps
+// to the errno.
+type sentinel struct {
+	text  string
+	errno syscall.Errno
+}
+
+func (e *sentinel) Error() string { return e.text }
+func (e *sentinel) Unwrap() error { return e.errno }
+
+// causeError is an error of a kind caused by another error (mem's, for a
+// slab that could not be allocated): it reads "context: cause" and is
+// both the kind and the cause for errors.Is.
+type causeError struct {
+	context string
+	kind    error
+	cause   error
+}
+
+func (e *causeError) Error() string   { return e.context + ": " + e.cause.Error() }
+func (e *causeError) Unwrap() []error { return []error{e.kind, e.cause} }
 
 // InvalidFree describes a free the allocator refused.
 type InvalidFree struct {
-	Cache string  // cache the free was addressed to ("" for kfree)
+	Cache string  // the handle the free was addressed to ("" for kfree)
 	Addr  uintptr // the pointer
 	Fault string  // what is wrong with it
 }
 
 func (f *InvalidFree) Error() string {
+	if f.Cache == "" {
+		return fmt.Sprintf("slab: invalid kfree of %#x: %s", f.Addr, f.Fault)
+	}
 	return fmt.Sprintf("slab: invalid free of %#x to cache %q: %s", f.Addr, f.Cache, f.Fault)
 }
 
+// invalidFree reports a refused free; nothing has changed.
 func (a *Allocator) invalidFree(cache string, addr uintptr, fault string) {
 	f := &InvalidFree{Cache: cache, Addr: addr, Fault: fault}
 	if a.onInvalid != nil {
@@ -44,4 +79,4 @@ func (a *Allocator) invalidFree(cache string, addr uintptr, fault string) {
 	panic(f.Error())
 }
 
-var errNoNode = errors.New("slab: node has no structure")
+var errNoNode = errors.New("node has no structure")

@@ -76,7 +76,7 @@ func ExampleNewTyped() {
 	fmt.Println(err)
 	// Output:
 	// {1 2 0}
-	// slab: invalid argument: invalid argument: cache "bad": type struct { Name string } holds a Go pointer at struct { Name string }.Name (string); off-heap objects must be pointer-free
+	// slab: cache "bad": type struct { Name string } holds a Go pointer at struct { Name string }.Name (string); off-heap objects must be pointer-free: invalid argument
 }
 
 // A prefilled sheaf serves a hot loop with no pinning and cannot fail.

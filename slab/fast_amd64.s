@@ -1,4 +1,4 @@
-//go:build amd64 && !race && go1.26 && !go1.27
+//go:build amd64 && !race && !purego && go1.26 && !go1.27
 
 #include "go_asm.h"
 #include "textflag.h"
@@ -49,22 +49,24 @@ TEXT ·cacheAlloc(SB), NOSPLIT|NOFRAME, $0-32
 	CMPB ·fastPath(SB), $0
 	JEQ  aslow
 	MOVQ c+0(FP), DX
+	CMPL Cache_dead(DX), $0
+	JNE  aslow                      // destroyed handle
 	MOVQ Cache_c(DX), DX            // k
-	MOVQ cache_flushing(DX), AX
+	MOVQ kmemCache_flushing(DX), AX
 	CMPL (AX), $0
 	JNE  aslow
 	PROC_ID(CX)
-	CMPQ CX, (cache_pcpu+8)(DX)
+	CMPQ CX, (kmemCache_pcpu+8)(DX)
 	JCC  aslow                      // pid >= len(k.pcpu), unsigned
 	SHLQ $const_pcpuShift, CX
-	ADDQ cache_pcpu(DX), CX         // pc = &k.pcpu[pid]
-	MOVQ pcpuSheaves_n(CX), AX      // the main sheaf's count (0: none)
+	ADDQ kmemCache_pcpu(DX), CX         // pc = &k.pcpu[pid]
+	MOVQ pcpuFields_n(CX), AX      // the main sheaf's count (0: none)
 	SUBQ $1, AX
 	JLT  aslow                      // empty
-	MOVQ AX, pcpuSheaves_n(CX)
-	MOVQ pcpuSheaves_objs(CX), SI
+	MOVQ AX, pcpuFields_n(CX)
+	MOVQ pcpuFields_objs(CX), SI
 	MOVQ (SI)(AX*8), AX
-	INCQ (pcpuSheaves_stat+const_AllocFastpath*8)(CX)
+	INCQ (pcpuFields_stat+const_AllocFastpath*8)(CX)
 	MOVQ AX, p+8(FP)
 	MOVQ $0, err_itable+16(FP)
 	MOVQ $0, err_data+24(FP)
@@ -83,51 +85,64 @@ TEXT ·cacheFree(SB), NOSPLIT|NOFRAME, $0-16
 	JEQ  fslow
 	MOVQ c+0(FP), DX
 	MOVQ p+8(FP), DI
+	CMPL Cache_dead(DX), $0
+	JNE  fslow                      // destroyed handle
 	MOVQ Cache_c(DX), DX            // k
 	// AX = &Page of p (k.hdrAt without the owner offset)
 	MOVQ DI, AX
-	SUBQ cache_memBase(DX), AX
-	CMPQ AX, cache_memSize(DX)
+	SUBQ kmemCache_memBase(DX), AX
+	CMPQ AX, kmemCache_memSize(DX)
 	JCC  fslow                      // outside hotslab memory
 	SHRQ $const_pageShift, AX
 	IMULQ $const_pageStructSize, AX
-	ADDQ cache_vmemmap(DX), AX
+	ADDQ kmemCache_vmemmap(DX), AX
 	MOVL (const_pageOwnerOff+slabHdr_cache)(AX), R9
-	CMPL R9, cache_id(DX)
+	CMPL R9, kmemCache_id(DX)
 	JNE  fslow                      // not a slab page of this cache
 	MOVQ DI, R10
 	SUBQ (const_pageOwnerOff+slabHdr_base)(AX), R10 // offset in the slab
-	MOVQ cache_sizeMask(DX), R11
+	MOVQ kmemCache_sizeMask(DX), R11
 	TESTQ R11, R11
 	JEQ  recip
 	TESTQ R11, R10
 	JNE  fslow                      // not an object start
-	CMPQ R10, cache_slabBytes(DX)
+	CMPQ R10, kmemCache_slabBytes(DX)
 	JCC  fslow                      // in the slab's tail
 valid:
 	MOVBQZX (const_pageOwnerOff+slabHdr_node)(AX), R8
-	MOVQ cache_flushing(DX), AX
+	// p heading its slab's freelist is a double free (freelistHead):
+	// the head page's struct page is hdrAt(base), base = p - offset.
+	MOVQ DI, R11
+	SUBQ R10, R11
+	SUBQ kmemCache_memBase(DX), R11
+	SHRQ $const_pageShift, R11
+	IMULQ $const_pageStructSize, R11
+	ADDQ kmemCache_vmemmap(DX), R11
+	LEAQ 1(R10), R12
+	CMPL (const_pageOwnerOff+slabHdr_freelist)(R11), R12
+	JEQ  fslow
+	MOVQ kmemCache_flushing(DX), AX
 	CMPL (AX), $0
 	JNE  fslow
 	PROC_ID(CX)
-	CMPQ CX, (cache_pcpu+8)(DX)
+	CMPQ CX, (kmemCache_pcpu+8)(DX)
 	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.memNode))
-	MOVQ cache_memNode(DX), AX
+	MOVQ kmemCache_procNode(DX), AX
 	MOVLQSX (AX)(CX*4), AX
 	SHLQ $const_pcpuShift, CX
-	ADDQ cache_pcpu(DX), CX         // pc = &k.pcpu[pid]
+	ADDQ kmemCache_pcpu(DX), CX         // pc = &k.pcpu[pid]
 	CMPQ AX, R8
 	JNE  remote                     // an object of another node
 	MOVQ CX, BX                     // the main sheaf's count and array
-	LEAQ (pcpuSheaves_stat+const_FreeFastpath*8)(CX), R9
+	LEAQ (pcpuFields_stat+const_FreeFastpath*8)(CX), R9
 push:
 	// BX: a count and array ({n int; objs []uintptr} at the offsets of
 	// pcpuSheaves and sheaf alike, checked in cache.go), R9: the counter
 	// to bump. Push DI unless full (or no array: len 0) or DI on top.
-	MOVQ pcpuSheaves_n(BX), AX
-	CMPQ AX, (pcpuSheaves_objs+8)(BX)
+	MOVQ pcpuFields_n(BX), AX
+	CMPQ AX, (pcpuFields_objs+8)(BX)
 	JCC  fslow                      // full: the Go path replaces it
-	MOVQ pcpuSheaves_objs(BX), SI
+	MOVQ pcpuFields_objs(BX), SI
 	TESTQ AX, AX
 	JEQ  store
 	CMPQ -8(SI)(AX*8), DI
@@ -135,28 +150,28 @@ push:
 store:
 	MOVQ DI, (SI)(AX*8)
 	INCQ AX
-	MOVQ AX, pcpuSheaves_n(BX)
+	MOVQ AX, pcpuFields_n(BX)
 	INCQ (R9)
 	RET
 remote:
 	// The P's remote sheaf, if it collects node R8 (freeSlow's remote
 	// case, without the replacement).
-	MOVQ pcpuSheaves_remote(CX), BX
+	MOVQ pcpuFields_remote(CX), BX
 	TESTQ BX, BX
 	JEQ  fslow
-	CMPQ sheaf_node(BX), R8
+	CMPQ sheafFields_node(BX), R8
 	JNE  fslow
-	LEAQ (pcpuSheaves_stat+const_FreeRemote*8)(CX), R9
+	LEAQ (pcpuFields_stat+const_FreeRemote*8)(CX), R9
 	JMP  push
 recip:
 	// objStart for a size that is not a power of two: idx = off*recip>>32
 	// must be < objects and idx*size == off.
 	MOVQ R10, R11
-	IMULQ cache_recip(DX), R11
+	IMULQ kmemCache_recip(DX), R11
 	SHRQ $32, R11
-	CMPQ R11, cache_objects(DX)
+	CMPQ R11, kmemCache_objects(DX)
 	JCC  fslow
-	IMULQ cache_size(DX), R11
+	IMULQ kmemCache_size(DX), R11
 	CMPQ R11, R10
 	JNE  fslow
 	JMP  valid

@@ -9,16 +9,16 @@ import (
 	"github.com/hotslab/hotslab/internal/percpu"
 )
 
-// stopPcpu takes exclusive ownership of every P's sheaves.
+// beginFlush takes exclusive ownership of every P's sheaves.
 // Kernel: the effect of flush_all_cpus_locked()'s per-CPU work.
-func (a *Allocator) stopPcpu() {
+func (a *Allocator) beginFlush() {
 	a.flushMu.Lock()
 	a.flushing.Store(1)
 	a.flushGen.Add(1)
 	percpu.Synchronize()
 }
 
-func (a *Allocator) startPcpu() {
+func (a *Allocator) endFlush() {
 	a.flushing.Store(0)
 	a.flushMu.Unlock()
 }
@@ -32,11 +32,11 @@ func (a *Allocator) waitFlush() {
 // flushAndShrinkAll flushes every P's sheaves and every barn of every
 // cache and frees every empty slab. Called with slab_mutex held.
 func (a *Allocator) flushAndShrinkAll() {
-	a.stopPcpu()
+	a.beginFlush()
 	for _, k := range a.caches {
 		k.flushPcpuLocked()
 	}
-	a.startPcpu()
+	a.endFlush()
 	for _, k := range a.caches {
 		k.flushBarns()
 		k.shrinkNodes()
@@ -48,32 +48,17 @@ func (a *Allocator) flushAndShrinkAll() {
 // Kernel: kmem_cache_shrink().
 func (c *Cache) Shrink() {
 	k := c.c
-	k.a.stopPcpu()
+	k.a.beginFlush()
 	k.flushPcpuLocked()
-	k.a.startPcpu()
+	k.a.endFlush()
 	k.flushBarns()
 	k.shrinkNodes()
 }
 
-// pinUnflushed pins the goroutine to its P once no flush is in progress
-// (waiting for one that is), returning the P and the flush generation
-// read before pinning (installSheaf compares it to notice a flush that
-// ran while the caller was unpinned). The caller unpins.
-func (a *Allocator) pinUnflushed() (pid int, gen uint64) {
-	for {
-		gen = a.flushGen.Load()
-		pid = percpu.Pin()
-		if a.flushing.Load() == 0 {
-			return pid, gen
-		}
-		percpu.Unpin()
-		a.waitFlush()
-	}
-}
 
 // flushSheaf returns every object of sh to its slab. Kernel:
 // sheaf_flush_unused().
-func (k *cache) flushSheaf(sh *sheaf) {
+func (k *kmemCache) flushSheaf(sh *objSheaf) {
 	if sh.n == 0 {
 		return
 	}
@@ -103,7 +88,7 @@ func (k *cache) flushSheaf(sh *sheaf) {
 
 // flushPcpuLocked empties every P's sheaves. The caller holds the P's
 // (stopPcpu). Kernel: flush_all_cpus_locked() for sheaves.
-func (k *cache) flushPcpuLocked() {
+func (k *kmemCache) flushPcpuLocked() {
 	for p := range k.pcpu {
 		pc := &k.pcpu[p]
 		raceAcquire(unsafe.Pointer(pc))
@@ -123,7 +108,7 @@ func (k *cache) flushPcpuLocked() {
 
 // flushBarns empties every node's barn of full sheaves.
 // Kernel: barn_shrink().
-func (k *cache) flushBarns() {
+func (k *kmemCache) flushBarns() {
 	for n := range k.nodes {
 		cn := k.nodes[n].Load()
 		if cn == nil {
@@ -141,7 +126,7 @@ func (k *cache) flushBarns() {
 }
 
 // shrinkNodes frees every empty slab. Kernel: __kmem_cache_do_shrink().
-func (k *cache) shrinkNodes() {
+func (k *kmemCache) shrinkNodes() {
 	for n := range k.nodes {
 		cn := k.nodes[n].Load()
 		if cn == nil {

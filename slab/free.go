@@ -4,136 +4,140 @@ package slab
 
 import (
 	"unsafe"
-
-	"github.com/hotslab/hotslab/internal/percpu"
 )
 
-// Free returns an object to its cache. Pointers that are not objects of
-// this cache are refused and reported (see Options.OnInvalidFree); nothing
-// changes. The fast path validates the pointer (its page's slab header
-// names this cache, and it is an object's start) and pushes it onto the
-// P's sheaf; an object of another node goes home through the P's remote
-// sheaf. On amd64 all of that is one unpreemptible assembly function,
-// cacheFree. Kernel: kmem_cache_free().
+// Free returns an object to its cache; nil is ignored. Pointers that are
+// not allocated objects of this cache are refused and reported (see
+// Options.OnInvalidFree) and nothing changes: outside hotslab memory, not
+// a slab page, not an object's start, another cache's object, a destroyed
+// handle or closed allocator, and a double free seen on top of the P's
+// sheaf or at the head of the object's slab freelist (a double free of
+// an object freed longer ago is not caught without debugging). The fast
+// path validates the pointer and pushes it onto the P's sheaf; an object
+// of another node goes home through the P's remote sheaf. On amd64 all
+// of that is one unpreemptible assembly function, cacheFree. Kernel:
+// kmem_cache_free().
 func (c *Cache) Free(p unsafe.Pointer) { cacheFree(c, p) }
 
 // cacheFreeGo is Free's pinned Go path: the whole of Free where there is
 // no assembly, and where the assembly fast path jumps for everything but
-// a valid local free into a sheaf with room (so invalid frees are
-// classified and reported here).
+// a valid free into a sheaf with room (so invalid frees are classified
+// and reported here).
 func cacheFreeGo(c *Cache, p unsafe.Pointer) {
 	k := c.c
 	addr := uintptr(p)
+	if p == nil {
+		return
+	}
 	h := k.hdrAt(addr)
-	if h == nil || h.cache != k.id || !k.objStart(h.base, addr) {
+	if h == nil || h.cache != k.id || !k.objStart(h.base, addr) || c.dead.Load() {
 		c.badFree(addr)
 		return
 	}
-	pid := percpu.Pin()
-	if k.flushing.Load() == 0 && uint(pid) < uint(len(k.pcpu)) {
-		pc := &k.pcpu[pid]
-		raceAcquire(unsafe.Pointer(pc))
-		if pc.main != nil && int32(h.node) == k.memNode[pid].Load() {
-			if pc.n > 0 && pc.objs[pc.n-1] == addr {
-				raceReleaseMerge(unsafe.Pointer(pc))
-				percpu.Unpin()
-				k.a.invalidFree(c.name, addr, "double free")
-				return
-			}
-			if pc.n < len(pc.objs) {
-				pc.objs[pc.n] = addr
-				pc.n++
-				statAdd(&pc.stat[FreeFastpath], 1)
-				raceReleaseMerge(unsafe.Pointer(pc))
-				percpu.Unpin()
-				return
-			}
-		}
-		raceReleaseMerge(unsafe.Pointer(pc))
+	if k.freelistHead(h.base, addr) {
+		k.a.invalidFree(c.name, addr, "double free (object heads its slab's freelist)")
+		return
 	}
-	percpu.Unpin()
+	pc, pid := k.pin()
+	if pc != nil && pc.main != nil && int(h.node) == k.nodeOfP(pid) {
+		if pc.n > 0 && pc.objs[pc.n-1] == addr {
+			unpin(pc)
+			k.a.invalidFree(c.name, addr, "double free (object on top of the P's sheaf)")
+			return
+		}
+		if pc.n < len(pc.objs) {
+			pc.objs[pc.n] = addr
+			pc.n++
+			statAdd(&pc.stat[FreeFastpath], 1)
+			unpin(pc)
+			return
+		}
+	}
+	unpin(pc)
 	k.freeSlow(c.name, int(h.node), h.base, addr)
 }
 
 // badFree reports why addr cannot be freed to c.
 func (c *Cache) badFree(addr uintptr) {
 	a := c.c.a
-	s, why := a.slabOf(addr)
-	switch {
-	case s == nil:
-	case s.cache != c.c.id:
-		why = "object belongs to another cache"
-		if o := a.cacheOf(s.cache); o != nil {
-			why = "object belongs to cache " + o.name
+	var why string
+	if a.closed.Load() {
+		why = "allocator closed"
+	} else if c.dead.Load() {
+		why = "cache handle destroyed"
+	} else {
+		var s *slabHdr
+		s, why = a.slabOf(addr)
+		switch {
+		case s == nil:
+		case s.cache != c.c.id:
+			why = "object belongs to another cache"
+			if o := a.cacheOf(s.cache); o != nil {
+				why = "object belongs to cache " + o.name
+			}
+		default:
+			why = "not the start of an object"
 		}
-	default:
-		why = "not the start of an object"
 	}
 	a.invalidFree(c.name, addr, why)
 }
 
 // freeSlow: the P's main sheaf is full (or absent), or the object is
 // remote. Kernel: __pcs_replace_full_main() / __slab_free().
-func (k *cache) freeSlow(name string, node int, base, addr uintptr) {
-	a := k.a
-	for {
-		pid, gen := a.pinUnflushed()
-		if uint(pid) >= uint(len(k.pcpu)) {
-			percpu.Unpin()
-			k.freeToSlab(name, node, base, addr)
-			return
-		}
-		pc := &k.pcpu[pid]
-		raceAcquire(unsafe.Pointer(pc))
-		if node != int(a.memNode[pid].Load()) {
-			statAdd(&pc.stat[FreeRemote], 1)
-			r := pc.remote
-			if r != nil && r.node == node && r.n < len(r.objs) {
-				if r.n > 0 && r.objs[r.n-1] == addr {
-					raceReleaseMerge(unsafe.Pointer(pc))
-					percpu.Unpin()
-					a.invalidFree(name, addr, "double free")
-					return
-				}
-				r.objs[r.n] = addr
-				r.n++
-				raceReleaseMerge(unsafe.Pointer(pc))
-				percpu.Unpin()
-				return
-			}
-			pc.remote = nil
-			raceReleaseMerge(unsafe.Pointer(pc))
-			percpu.Unpin()
-			k.replaceRemote(r, node, addr, gen)
-			return
-		}
-		statAdd(&pc.stat[FreeSlowpath], 1)
-		if sp := pc.spare; pc.n >= len(pc.objs) && sp != nil && sp.n < len(sp.objs) {
-			pc.spare = pc.takeMain()
-			pc.setMain(sp)
-		}
-		if pc.n < len(pc.objs) {
-			// The spare, or emptied by another goroutine on this P
-			// meanwhile.
-			pc.objs[pc.n] = addr
-			pc.n++
-			raceReleaseMerge(unsafe.Pointer(pc))
-			percpu.Unpin()
-			return
-		}
-		full := pc.takeMain()
-		my := int(a.memNode[pid].Load())
-		raceReleaseMerge(unsafe.Pointer(pc))
-		percpu.Unpin()
-
-		empty := k.getEmptySheaf(my, full)
-		empty.objs[0] = addr
-		empty.n = 1
-		// If a flush ran meanwhile, installSheaf puts addr back in its
-		// slab instead.
-		k.installSheaf(empty, gen, false)
+func (k *kmemCache) freeSlow(name string, node int, base, addr uintptr) {
+	pc, pid, gen := k.pinUnflushed()
+	if pc == nil {
+		unpin(pc)
+		k.freeToSlab(name, node, base, addr)
 		return
 	}
+	my := k.nodeOfP(pid)
+	if node != my {
+		statAdd(&pc.stat[FreeRemote], 1)
+		r := pc.remote
+		if r != nil && r.node == node && r.n < len(r.objs) {
+			if r.n > 0 && r.objs[r.n-1] == addr {
+				unpin(pc)
+				k.a.invalidFree(name, addr, "double free (object on top of the P's remote sheaf)")
+				return
+			}
+			r.objs[r.n] = addr
+			r.n++
+			unpin(pc)
+			return
+		}
+		pc.remote = nil
+		unpin(pc)
+		k.replaceRemote(r, node, addr, gen)
+		return
+	}
+	statAdd(&pc.stat[FreeSlowpath], 1)
+	if pc.n > 0 && pc.objs[pc.n-1] == addr {
+		unpin(pc)
+		k.a.invalidFree(name, addr, "double free (object on top of the P's sheaf)")
+		return
+	}
+	if sp := pc.spare; pc.n >= len(pc.objs) && sp != nil && sp.n < len(sp.objs) {
+		pc.spare = pc.takeMain()
+		pc.setMain(sp)
+	}
+	if pc.n < len(pc.objs) {
+		// The spare, or emptied by another goroutine on this P
+		// meanwhile.
+		pc.objs[pc.n] = addr
+		pc.n++
+		unpin(pc)
+		return
+	}
+	full := pc.takeMain()
+	unpin(pc)
+
+	empty := k.getEmptySheaf(my, full)
+	empty.objs[0] = addr
+	empty.n = 1
+	// If a flush ran meanwhile, or the goroutine is now on a P of
+	// another node, installSheaf puts addr back in its slab instead.
+	k.installSheaf(empty, gen)
 }
 
 // replaceRemote: the P's remote sheaf r (taken off the P; may be nil) is
@@ -144,7 +148,7 @@ func (k *cache) freeSlow(name string, node int, base, addr uintptr) {
 // remote sheaf. Kernel: none; SLUB sends remote frees to their slab one
 // by one (__slab_free), which costs a list_lock and two cache misses per
 // object.
-func (k *cache) replaceRemote(r *sheaf, node int, addr uintptr, gen uint64) {
+func (k *kmemCache) replaceRemote(r *objSheaf, node int, addr uintptr, gen uint64) {
 	a := k.a
 	if r != nil && r.n == len(r.objs) && len(r.objs) == k.sheafCap {
 		if cn := k.nodes[r.node].Load(); cn != nil && cn.barnPutFull(r) {
@@ -160,19 +164,11 @@ func (k *cache) replaceRemote(r *sheaf, node int, addr uintptr, gen uint64) {
 	r.node = node
 	r.objs[0] = addr
 	r.n = 1
-	pid := percpu.Pin()
-	if a.flushing.Load() != 0 || a.flushGen.Load() != gen || uint(pid) >= uint(len(k.pcpu)) {
-		percpu.Unpin()
-		k.flushSheaf(r)
-		return
-	}
-	pc := &k.pcpu[pid]
-	raceAcquire(unsafe.Pointer(pc))
-	if pc.remote == nil {
+	pc, pid := k.pinAt(gen)
+	if pc != nil && pc.remote == nil && k.nodeOfP(pid) != node {
 		pc.remote, r = r, nil
 	}
-	raceReleaseMerge(unsafe.Pointer(pc))
-	percpu.Unpin()
+	unpin(pc)
 	if r != nil {
 		k.flushSheaf(r)
 	}
@@ -181,13 +177,13 @@ func (k *cache) replaceRemote(r *sheaf, node int, addr uintptr, gen uint64) {
 // freeToSlab puts one object back on its slab under the node's list_lock
 // and frees the slab if it became empty and the node has enough partial
 // slabs. Kernel: __slab_free() / discard_slab().
-func (k *cache) freeToSlab(name string, node int, base, addr uintptr) {
+func (k *kmemCache) freeToSlab(name string, node int, base, addr uintptr) {
 	cn := k.nodes[node].Load()
 	cn.listLock.Lock()
 	s := k.a.headHdr(base)
 	if s.cache != k.id || s.base != base || s.inuse == 0 || s.freelist == uint32(addr-base)+1 {
 		cn.listLock.Unlock()
-		k.a.invalidFree(name, addr, "double free")
+		k.a.invalidFree(name, addr, "double free (object heads its slab's freelist)")
 		return
 	}
 	discard := k.putObjLocked(cn, s, addr)
@@ -199,7 +195,7 @@ func (k *cache) freeToSlab(name string, node int, base, addr uintptr) {
 
 // putObjLocked returns addr to s; it returns s if s is now empty and must
 // be discarded. Called with the node's list_lock.
-func (k *cache) putObjLocked(cn *cacheNode, s *slabHdr, addr uintptr) *slabHdr {
+func (k *kmemCache) putObjLocked(cn *cacheNode, s *slabHdr, addr uintptr) *slabHdr {
 	k.pushFree(s, addr)
 	s.inuse--
 	cn.nrFree++

@@ -9,11 +9,12 @@ import (
 	"github.com/hotslab/hotslab/mem"
 )
 
-// computeMemNodes fills memNode from slabNodes. Called with slab_mutex
-// held and, after start, while flushing.
-func (a *Allocator) computeMemNodes() {
+// computeProcNodes fills procNode from slabNodes: each P caches objects of
+// its own node if that has memory, else of the nearest that has. Called
+// with slab_mutex held and, after New, by resetProcNodes.
+func (a *Allocator) computeProcNodes() {
 	nn := len(a.slabNodes)
-	for p := range a.memNode {
+	for p := range a.procNode {
 		home := a.sys.LocalNode(p)
 		best := home
 		for d := 0; d < nn; d++ {
@@ -22,7 +23,7 @@ func (a *Allocator) computeMemNodes() {
 				break
 			}
 		}
-		a.memNode[p].Store(int32(best))
+		a.procNode[p].Store(int32(best))
 	}
 }
 
@@ -45,9 +46,7 @@ func (a *Allocator) nodeCallback(ev mem.NodeEvent, nid int) error {
 		a.slabNodes[nid] = true
 	case mem.NodeAddedFirstMemory:
 		a.slabMutex.Lock()
-		a.stopPcpu()
-		a.computeMemNodes()
-		a.startPcpu()
+		a.resetProcNodes()
 		a.slabMutex.Unlock()
 	case mem.NodeRemovingLastMemory:
 		// Kernel: slab_mem_going_offline_callback(): flush every CPU
@@ -57,9 +56,7 @@ func (a *Allocator) nodeCallback(ev mem.NodeEvent, nid int) error {
 		a.slabMutex.Unlock()
 	case mem.NodeRemovedLastMemory:
 		a.slabMutex.Lock()
-		a.stopPcpu()
-		a.computeMemNodes()
-		a.startPcpu()
+		a.resetProcNodes()
 		a.slabMutex.Unlock()
 	}
 	return nil
@@ -77,8 +74,15 @@ func (a *Allocator) memoryCallback(ev mem.MemoryEvent, arg mem.MemoryNotify) err
 	return nil
 }
 
-// localNode returns the node whose objects P pid caches (for a P beyond
-// the per-P arrays, that of a P sharing its slot modulo their length).
-func (a *Allocator) localNode(pid int) int {
-	return int(a.memNode[uint(pid)%uint(len(a.memNode))].Load())
+// resetProcNodes recomputes the node of every P's objects. Every P's
+// sheaves are emptied in the same flush, so a P's main and spare sheaves
+// never hold objects of a node that is no longer the P's. Called with
+// slab_mutex held.
+func (a *Allocator) resetProcNodes() {
+	a.beginFlush()
+	for _, k := range a.caches {
+		k.flushPcpuLocked()
+	}
+	a.computeProcNodes()
+	a.endFlush()
 }

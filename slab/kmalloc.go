@@ -36,6 +36,7 @@ func (a *Allocator) createKmallocCaches() error {
 		if err != nil {
 			return err
 		}
+		c.kmalloc = true
 		a.kmalloc.bySize[i] = c
 	}
 	for s := 1; s <= 192; s += 8 {
@@ -70,10 +71,11 @@ func (a *Allocator) Kmalloc(size int, gfp GFP) (unsafe.Pointer, error) {
 	return a.KmallocNode(size, mem.NumaNoNode, gfp)
 }
 
-// KmallocNode is Kmalloc on a node. Kernel: kmalloc_node().
+// KmallocNode is Kmalloc on a node, with Cache.AllocNode's node and gfp
+// rules. Kernel: kmalloc_node().
 func (a *Allocator) KmallocNode(size, node int, gfp GFP) (unsafe.Pointer, error) {
 	if size <= 0 || size > mem.PageSize<<mem.MaxOrder {
-		return nil, fmt.Errorf("%w: kmalloc size %d not in 1..%d", ErrInvalid, size, mem.PageSize<<mem.MaxOrder)
+		return nil, fmt.Errorf("slab: kmalloc size %d not in 1..%d: %w", size, mem.PageSize<<mem.MaxOrder, ErrInvalid)
 	}
 	if size <= KmallocMaxCacheSize {
 		c := a.kmallocCache(size)
@@ -82,20 +84,16 @@ func (a *Allocator) KmallocNode(size, node int, gfp GFP) (unsafe.Pointer, error)
 		}
 		return c.AllocNode(node, gfp)
 	}
-	if node < mem.NumaNoNode || node >= a.sys.NumNodes() || gfp&^(ThisNode|Zero) != 0 {
-		return nil, fmt.Errorf("%w: kmalloc node %d, gfp %#x", ErrInvalid, node, uint32(gfp))
+	if node < mem.NumaNoNode || node >= a.sys.NumNodes() || gfp&^slabGFP != 0 {
+		return nil, fmt.Errorf("slab: kmalloc node %d, gfp %#x: %w", node, uint32(gfp), ErrInvalid)
 	}
-	var mg mem.GFP
-	if gfp&ThisNode != 0 {
-		mg |= mem.GFPThisNode
-	}
-	if gfp&Zero != 0 {
-		mg |= mem.GFPZero
+	if a.closed.Load() {
+		return nil, fmt.Errorf("slab: kmalloc %d bytes: %w", size, ErrClosed)
 	}
 	order := largeOrder(size)
-	addr, err := a.sys.AllocPages(node, order, mg)
+	addr, err := a.sys.AllocPages(node, order, gfp)
 	if err != nil {
-		return nil, fmt.Errorf("%w: kmalloc %d bytes: %w", ErrNoMemory, size, err)
+		return nil, &causeError{fmt.Sprintf("slab: kmalloc %d bytes", size), ErrNoMemory, err}
 	}
 	*hdr(a.sys.PageOf(addr)) = slabHdr{cache: largeID, flags: hdrLarge, base: addr}
 	return ptr(addr), nil
@@ -108,6 +106,10 @@ func (a *Allocator) Kfree(p unsafe.Pointer) {
 		return
 	}
 	addr := uintptr(p)
+	if a.closed.Load() {
+		a.invalidFree("", addr, "allocator closed")
+		return
+	}
 	pg := a.sys.PageOf(addr)
 	if pg == nil {
 		a.invalidFree("", addr, "pointer is not in hotslab memory")
@@ -146,7 +148,7 @@ func (a *Allocator) Kfree(p unsafe.Pointer) {
 }
 
 // kmallocHandle returns the kmalloc handle of a kmalloc cache, else nil.
-func (k *cache) kmallocHandle() *Cache {
+func (k *kmemCache) kmallocHandle() *Cache {
 	for _, c := range k.a.kmalloc.bySize {
 		if c != nil && c.c == k {
 			return c
@@ -177,19 +179,28 @@ func (a *Allocator) Ksize(p unsafe.Pointer) int {
 	if k == nil || !k.objStart(h.base, addr) {
 		return 0
 	}
-	return k.objectSize
+	return int(k.objectSize.Load())
 }
 
 // Krealloc resizes a Kmalloc allocation, moving it when it does not fit;
-// the contents up to the smaller size are kept. Kernel: krealloc().
+// the contents up to the smaller size are kept, and the old allocation is
+// freed once moved. p nil is Kmalloc. A p that is not a Kmalloc
+// allocation (an object of a non-kmalloc cache) is refused with an error
+// wrapping ErrInvalid and nothing changes; a p that is no allocation at
+// all is also reported as an invalid free. Kernel: krealloc().
 func (a *Allocator) Krealloc(p unsafe.Pointer, size int, gfp GFP) (unsafe.Pointer, error) {
 	if p == nil {
 		return a.Kmalloc(size, gfp)
 	}
 	old := a.Ksize(p)
 	if old == 0 {
-		a.invalidFree("", uintptr(p), "krealloc of an invalid pointer")
-		return nil, fmt.Errorf("%w: krealloc of %p", ErrInvalid, p)
+		a.invalidFree("", uintptr(p), "krealloc of a pointer that is not an allocation")
+		return nil, fmt.Errorf("slab: krealloc of %p: not an allocation: %w", p, ErrInvalid)
+	}
+	if h := hdr(a.sys.PageOf(uintptr(p))); h.flags&hdrLarge == 0 {
+		if k := a.cacheOf(h.cache); k == nil || k.kmallocHandle() == nil {
+			return nil, fmt.Errorf("slab: krealloc of %p: an object of a non-kmalloc cache: %w", p, ErrInvalid)
+		}
 	}
 	if size > 0 && size <= old {
 		return p, nil

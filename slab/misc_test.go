@@ -33,7 +33,6 @@ func TestInvalidFrees(t *testing.T) {
 		{ptr(page), "not a slab page"},
 		{unsafe.Add(p, 8), "not the start of an object"},
 		{q, "belongs to cache other"},
-		{nil, "not in hotslab memory"},
 		// In the range, in a block never added: its struct page is in the
 		// read-only part of the vmemmap (zeros), which the fast path reads.
 		{ptr(e.sys.Base() + uintptr(memCfg().MaxBlocks-1)*uintptr(e.size) + 64), "not in hotslab memory"},
@@ -61,7 +60,7 @@ func TestInvalidFrees(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	c.Free(p)
 	c.Free(p)
-	if bad := e.invalid(); len(bad) != 1 || bad[0].Fault != "double free" {
+	if bad := e.invalid(); len(bad) != 1 || !strings.HasPrefix(bad[0].Fault, "double free") {
 		t.Fatalf("double free: %+v", bad)
 	}
 	// ...and on the slab after a flush.
@@ -124,7 +123,7 @@ func TestDefaultInvalidFreePanics(t *testing.T) {
 	defer a.Close()
 	defer func() {
 		v := recover()
-		if v == nil || !strings.Contains(v.(string), "invalid free") {
+		if v == nil || !strings.Contains(v.(string), "invalid kfree") {
 			t.Fatalf("recovered %v", v)
 		}
 	}()
@@ -323,7 +322,11 @@ func TestBulk(t *testing.T) {
 			saved := objs[at]
 			objs[at] = bad(saved)
 			c.FreeBulk(objs[:10])
-			if got := e.invalid(); len(got) != 1 {
+			want := 1
+			if i == 0 {
+				want = 0 // nil entries are skipped, as the kernel does
+			}
+			if got := e.invalid(); len(got) != want {
 				t.Fatalf("bad pointer %d at %d: %+v", i, at, got)
 			}
 			c.Free(saved)
@@ -362,7 +365,7 @@ func TestSheafBadInput(t *testing.T) {
 	}
 	sh.Free(p)
 	sh.Free(p)
-	if got := e.invalid(); len(got) != 1 || got[0].Fault != "double free" {
+	if got := e.invalid(); len(got) != 1 || !strings.HasPrefix(got[0].Fault, "double free") {
 		t.Fatalf("sheaf double free: %+v", got)
 	}
 	for _, n := range []int{0, -1, 1<<16 + 1} {
@@ -432,7 +435,7 @@ func TestFreeAfterClose(t *testing.T) {
 	c.Free(p)
 	sh.Free(q)
 	bad := e.invalid()
-	if len(bad) != 2 || !strings.Contains(bad[0].Fault, "not in hotslab memory") {
+	if len(bad) != 2 || bad[0].Fault != "allocator closed" || bad[1].Fault != "allocator closed" {
 		t.Fatalf("frees after close: %+v", bad)
 	}
 }

@@ -1,6 +1,7 @@
 package slab
 
 import (
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hotslab/hotslab/mem"
@@ -69,7 +70,7 @@ const (
 // absent block, or of a page that is not a slab page, reads cache == 0,
 // which is no cache's id, so comparing h.cache with an id validates
 // both. Kernel: virt_to_slab() without pfn_valid().
-func (k *cache) hdrAt(addr uintptr) *slabHdr {
+func (k *kmemCache) hdrAt(addr uintptr) *slabHdr {
 	off := addr - k.memBase
 	if off >= k.memSize {
 		return nil
@@ -134,36 +135,49 @@ func (a *Allocator) nextOf(s *slabHdr) *slabHdr {
 // The free pointer is stored XOR-ed with a per-cache random value and its
 // own address (CONFIG_SLAB_FREELIST_HARDENED), so a stray write does not
 // redirect the freelist to an attacker's address.
-func (k *cache) getFree(obj uintptr) uintptr {
+func (k *kmemCache) getFree(obj uintptr) uintptr {
 	fp := obj + k.fpOffset
 	return loadWord(fp) ^ k.random ^ fp
 }
 
-func (k *cache) setFree(obj, next uintptr) {
+func (k *kmemCache) setFree(obj, next uintptr) {
 	fp := obj + k.fpOffset
 	storeWord(fp, next^k.random^fp)
 }
 
 // popFree takes the first object off s's freelist (list_lock held; the
 // freelist is not empty).
-func (k *cache) popFree(s *slabHdr) uintptr {
+func (k *kmemCache) popFree(s *slabHdr) uintptr {
 	obj := s.base + uintptr(s.freelist-1)
 	if next := k.getFree(obj); next != 0 {
-		s.freelist = uint32(next-s.base) + 1
+		atomic.StoreUint32(&s.freelist, uint32(next-s.base)+1)
 	} else {
-		s.freelist = 0
+		atomic.StoreUint32(&s.freelist, 0)
 	}
 	return obj
 }
 
 // pushFree puts obj at the head of s's freelist (list_lock held).
-func (k *cache) pushFree(s *slabHdr, obj uintptr) {
+func (k *kmemCache) pushFree(s *slabHdr, obj uintptr) {
 	var next uintptr
 	if s.freelist != 0 {
 		next = s.base + uintptr(s.freelist-1)
 	}
 	k.setFree(obj, next)
-	s.freelist = uint32(obj-s.base) + 1
+	atomic.StoreUint32(&s.freelist, uint32(obj-s.base)+1)
+}
+
+// freelistHead reports whether addr, an object of the slab at base, heads
+// the slab's freelist: it was the last object freed to the slab and is
+// free, so freeing it again is a double free (the hardened freelist's
+// check, set_freepointer()'s BUG_ON(object == fp), done before the object
+// reaches a sheaf). Read without list_lock: the head may change the next
+// instant, which can only make the check miss a double free racing with
+// an allocation, never refuse a valid free (an allocated object is on no
+// freelist).
+func (k *kmemCache) freelistHead(base, addr uintptr) bool {
+	h := k.hdrAt(base)
+	return h != nil && atomic.LoadUint32(&h.freelist) == uint32(addr-base)+1
 }
 
 // slabOf returns the head header of the slab holding addr, or nil with the
@@ -187,7 +201,7 @@ func (a *Allocator) slabOf(addr uintptr) (*slabHdr, string) {
 }
 
 // cacheOf returns the cache whose id is id, or nil.
-func (a *Allocator) cacheOf(id uint32) *cache {
+func (a *Allocator) cacheOf(id uint32) *kmemCache {
 	t := *a.table.Load()
 	if uint64(id) >= uint64(len(t)) {
 		return nil
@@ -198,7 +212,7 @@ func (a *Allocator) cacheOf(id uint32) *cache {
 // objStart reports whether addr is the start of an object slot of the
 // slab at base. Kernel: obj_to_index() with its reciprocal division (a
 // mask for power-of-two slots).
-func (k *cache) objStart(base, addr uintptr) bool {
+func (k *kmemCache) objStart(base, addr uintptr) bool {
 	off := addr - base
 	if k.sizeMask != 0 {
 		return off&k.sizeMask == 0 && off < k.slabBytes
@@ -210,7 +224,7 @@ func (k *cache) objStart(base, addr uintptr) bool {
 // newSlab takes pages from the page allocator, writes the slab header into
 // every page and threads the freelist through the objects, calling the
 // constructor. Kernel: allocate_slab().
-func (k *cache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
+func (k *kmemCache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 	sys := k.a.sys
 	addr, err := sys.AllocPages(node, k.order, gfp)
 	if err != nil {
@@ -232,13 +246,13 @@ func (k *cache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 		k.setFree(obj, next)
 		next = obj
 	}
-	s.freelist = 1
+	atomic.StoreUint32(&s.freelist, 1)
 	return s, nil
 }
 
 // discardSlab gives an empty slab's pages back (FreePages clears the
 // headers). Kernel: discard_slab().
-func (k *cache) discardSlab(s *slabHdr) {
+func (k *kmemCache) discardSlab(s *slabHdr) {
 	if err := k.a.sys.FreePages(s.base, k.order); err != nil {
 		k.a.log.Error("slab: freeing slab pages", "cache", k.name, "addr", s.base, "err", err)
 	}

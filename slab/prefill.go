@@ -5,6 +5,8 @@ package slab
 import (
 	"fmt"
 	"unsafe"
+
+	"github.com/hotslab/hotslab/internal/percpu"
 )
 
 // Sheaf is a prefilled sheaf: a private array of ready objects that one
@@ -18,8 +20,8 @@ type Sheaf struct {
 	// through sh.
 	n    int
 	objs []uintptr
-	k    *cache // c.c
-	sh   *sheaf
+	k    *kmemCache // c.c
+	sh   *objSheaf
 	c    *Cache
 }
 
@@ -32,21 +34,21 @@ func (s *Sheaf) sync() { s.sh.n = s.n }
 func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 	k := c.c
 	if n <= 0 || n > 1<<16 {
-		return nil, fmt.Errorf("%w: cache %q: sheaf size %d", ErrInvalid, c.name, n)
+		return nil, fmt.Errorf("slab: cache %q: sheaf size %d not in 1..65536: %w", c.name, n, ErrInvalid)
 	}
-	if c.dead.Load() {
-		return nil, fmt.Errorf("%w: %q", ErrDestroyed, c.name)
+	if err := c.usable(); err != nil {
+		return nil, err
 	}
-	node := k.a.localNode(0)
-	var sh *sheaf
+	node := k.callerNode()
+	var sh *objSheaf
 	if n <= k.sheafCap {
 		if cn := k.nodes[node].Load(); cn != nil {
 			sh = cn.barnGetFull(k, nil)
 		}
 	}
 	if sh == nil {
-		sh = k.newSheaf(max(n, k.sheafCap))
-		if err := k.refill(sh, node, 0, n); err != nil {
+		sh = k.newSheaf(max(n, k.sheafCap), node)
+		if err := k.refill(c.name, sh, node, 0, n); err != nil {
 			k.flushSheaf(sh)
 			return nil, err
 		}
@@ -73,15 +75,15 @@ func (s *Sheaf) Alloc() unsafe.Pointer {
 }
 
 // Free pushes an object of the sheaf's cache back into the sheaf, or,
-// when it is full, frees it to the cache. Invalid pointers are refused as
-// by Cache.Free.
+// when it is full, frees it to the cache; nil is ignored. Invalid
+// pointers are refused as by Cache.Free.
 func (s *Sheaf) Free(p unsafe.Pointer) {
 	k := s.k
 	addr := uintptr(p)
 	n := s.n
 	if off := addr - k.memBase; off < k.memSize && uint(n) < uint(len(s.objs)) {
 		h := (*slabHdr)(unsafe.Add(k.vmemmap, (off>>pageShift)*pageStructSize+pageOwnerOff)) // hdrAt
-		if h.cache == k.id && k.objStart(h.base, addr) && (n == 0 || s.objs[n-1] != addr) {
+		if h.cache == k.id && k.objStart(h.base, addr) && (n == 0 || s.objs[n-1] != addr) && !k.freelistHead(h.base, addr) {
 			s.objs[n] = addr
 			s.n = n + 1
 			return
@@ -96,30 +98,42 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 func (s *Sheaf) freeSlow(p unsafe.Pointer) {
 	k := s.k
 	addr := uintptr(p)
+	if p == nil {
+		return
+	}
 	if h := k.hdrAt(addr); h == nil || h.cache != k.id || !k.objStart(h.base, addr) {
 		s.c.badFree(addr)
 		return
 	}
 	if s.n > 0 && s.objs[s.n-1] == addr {
-		k.a.invalidFree(s.c.name, addr, "double free")
+		k.a.invalidFree(s.c.name, addr, "double free (object on top of the prefilled sheaf)")
 		return
 	}
-	s.c.Free(p) // the sheaf is full
+	s.c.Free(p) // the sheaf is full, or the double free is the slab's
 }
 
 // Refill tops the sheaf up to n objects. Kernel: kmem_cache_refill_sheaf().
 func (s *Sheaf) Refill(n int) error {
 	k := s.c.c
 	if n <= 0 || n > 1<<16 {
-		return fmt.Errorf("%w: cache %q: sheaf size %d", ErrInvalid, s.c.name, n)
+		return fmt.Errorf("slab: cache %q: sheaf size %d not in 1..65536: %w", s.c.name, n, ErrInvalid)
+	}
+	if err := s.c.usable(); err != nil {
+		return err
 	}
 	s.sync()
 	if n > len(s.sh.objs) {
-		bigger := k.newSheaf(n)
+		bigger := k.newSheaf(n, s.sh.node)
 		bigger.n = copy(bigger.objs, s.sh.objs[:s.sh.n])
 		s.sh = bigger
 	}
-	err := k.refill(s.sh, k.a.localNode(0), 0, n)
+	node := k.callerNode()
+	if s.sh.n == 0 {
+		s.sh.node = node
+	} else if s.sh.node != node {
+		s.sh.node = mixedNode
+	}
+	err := k.refill(s.c.name, s.sh, node, 0, n)
 	s.n, s.objs = s.sh.n, s.sh.objs
 	return err
 }
@@ -133,7 +147,33 @@ func (s *Sheaf) Return() {
 	}
 	k := s.c.c
 	s.sync()
+	s.sh.node = k.sheafNode(s.sh)
 	k.disposeSheaf(s.sh)
-	s.sh, s.n, s.objs = &sheaf{}, 0, nil
+	s.sh, s.n, s.objs = &objSheaf{}, 0, nil
 	k.a.statUnpinned(k, SheafReturn)
+}
+
+// callerNode returns the node of the calling goroutine's P's objects.
+func (k *kmemCache) callerNode() int {
+	pid := percpu.Pin()
+	node := k.nodeOfP(pid)
+	percpu.Unpin()
+	return node
+}
+
+// sheafNode returns the node of every object of sh, or mixedNode: a
+// prefilled sheaf may have been freed into with objects of any node.
+func (k *kmemCache) sheafNode(sh *objSheaf) int {
+	node := mixedNode
+	for i, addr := range sh.objs[:sh.n] {
+		s, _ := k.a.slabOf(addr)
+		if s == nil || (i > 0 && int(s.node) != node) {
+			return mixedNode
+		}
+		node = int(s.node)
+	}
+	if sh.n == 0 {
+		return sh.node
+	}
+	return node
 }

@@ -18,7 +18,7 @@ type Typed[T any] struct {
 func NewTyped[T any](a *Allocator, name string, opts *CacheOptions) (*Typed[T], error) {
 	t := reflect.TypeFor[T]()
 	if path, bad := pointerPath(t, t.String()); bad {
-		return nil, fmt.Errorf("%w: cache %q: type %s holds a Go pointer at %s; off-heap objects must be pointer-free", ErrInvalid, name, t, path)
+		return nil, fmt.Errorf("slab: cache %q: type %s holds a Go pointer at %s; off-heap objects must be pointer-free: %w", name, t, path, ErrInvalid)
 	}
 	var o CacheOptions
 	if opts != nil {
@@ -84,7 +84,7 @@ func (c *Cache) AllocBytes() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return unsafe.Slice((*byte)(p), c.c.objectSize), nil
+	return unsafe.Slice((*byte)(p), c.c.objectSize.Load()), nil
 }
 
 // FreeBytes frees a slice from AllocBytes (its first byte must be the
