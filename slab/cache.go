@@ -78,12 +78,12 @@ type kmemCache struct {
 	size      int // slot size
 	pcpu      []pcpuSheaves
 	flushing  *atomic.Int32  // &a.flushing
-	procNode   []atomic.Int32 // a.memNode
+	procNode  []atomic.Int32 // a.memNode
 
 	a          *Allocator
-	name       string   // first name
-	names      []string // every live name, first one first (slab_mutex)
-	refcount   int      // live handles (slab_mutex)
+	name       string       // first name
+	names      []string     // every live name, first one first (slab_mutex)
+	refcount   int          // live handles (slab_mutex)
 	objectSize atomic.Int32 // the largest size of its names (raised by merges)
 	uniqueID   string       // the /sys/kernel/slab directory name
 	align      int

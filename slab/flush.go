@@ -55,7 +55,6 @@ func (c *Cache) Shrink() {
 	k.shrinkNodes()
 }
 
-
 // flushSheaf returns every object of sh to its slab. Kernel:
 // sheaf_flush_unused().
 func (k *kmemCache) flushSheaf(sh *objSheaf) {
