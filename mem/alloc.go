@@ -162,7 +162,8 @@ func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
 // syscall.EINVAL and changes nothing. Freeing into a block that is being
 // offlined is allowed: the pages become free and isolated. It clears the
 // pages' Owner words and Migrator. Order-0 frees go to the calling P's list
-// unless the block is isolated or the page has a Migrator. Kernel:
+// unless the block is isolated, the page has a Migrator, or the list is
+// full or being drained. Kernel:
 // __free_pages() / free_unref_page().
 func (s *System) FreePages(addr uintptr, order int) error {
 	b, pg := s.lookup(addr)

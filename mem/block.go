@@ -49,17 +49,20 @@ type block struct {
 	node  int
 	addr  uintptr
 	pfn   uint32        // pfn of pages[0]
-	dev   lockdep.Mutex // device lock: held across Online/Offline/Remove
+	dev   lockdep.Mutex // mem_block_device_lock: held across Online/Offline/Remove of this block
 	state atomic.Int32  // BlockState
 	// zone is the zone the block is online in (nil while offline). Set
 	// under mem_hotplug_lock (write) and the zone lock.
 	zone atomic.Pointer[zone]
-	// isolated: the block's free pages are not on any free list and
-	// order-0 frees bypass the per-P lists. True while offline and going
-	// offline. Written under the zone lock.
+	// isolated: the block's free pages are not on any free list, and no
+	// page of it is pushed on a per-P list (order-0 frees and refills
+	// check it while pinned). True while offline and going offline. Set
+	// by addLocked before the block is published, then written only under
+	// the zone lock (isolate, unisolate).
 	isolated atomic.Bool
 	// nrFree counts the block's pages in the buddy allocator, isolated
-	// or not (zone lock).
+	// or not. Written under the zone lock; Offline's evacuate reads it
+	// lock-free.
 	nrFree atomic.Int64
 	// pages[i] describes page i: the block's part of the vmemmap.
 	pages []Page
@@ -78,6 +81,7 @@ func (s *System) newBlock(i, node int) *block {
 
 func (b *block) pageAddr(i int) uintptr { return b.addr + uintptr(i)<<PageShift }
 
+// getBlock returns present block i, or an error wrapping EINVAL.
 func (s *System) getBlock(i int) (*block, error) {
 	if i < 0 || i >= s.maxBlocks {
 		return nil, errnoErr(syscall.EINVAL, "block %d out of range", i)
@@ -124,6 +128,7 @@ func (s *System) Block(i int) (BlockInfo, error) {
 	return s.info(b), nil
 }
 
+// info describes b from lock-free reads of its state, zone and Pages.
 func (s *System) info(b *block) BlockInfo {
 	bi := BlockInfo{Index: b.index, Node: b.node, State: BlockState(b.state.Load()),
 		PhysAddr: uint64(b.index) << s.blockShift}

@@ -41,14 +41,19 @@ func (z Zone) String() string {
 type zone struct {
 	node int
 	kind Zone
-	idx  int // node*nrZones + kind: index of its per-P list
+	idx  int // node*nrZones + kind: its index in System.zones and in each perP.lists
 
-	lock lockdep.Mutex // zone_lock: a leaf; guards free and the blocks' page states
+	// lock is zone_lock, a leaf. It guards free and the next/prev links
+	// of the Pages on it, the pgBuddy states of the zone's pages, and its
+	// blocks' isolated flags and nrFree. An allocation's head changes
+	// state without it (see Page.state).
+	lock lockdep.Mutex
 	// free[o] heads a doubly linked list of free chunks of order o: the
 	// pfn of the first head (Page.next, Page.prev link the rest), or
 	// nilPFN.
 	free [MaxOrder + 1]uint32
-	// Read lock-free by Stats and as a hint by the allocator.
+	// Written under lock; read lock-free by Stats and, as a hint, by the
+	// allocator.
 	nrFree  atomic.Int64 // pages on the free lists
 	managed atomic.Int64 // pages of the zone's online blocks
 	nrBlk   atomic.Int64 // online blocks

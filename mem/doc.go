@@ -37,8 +37,8 @@
 //     (addr-Base)>>PageShift, nilPFN for none), a Page's block follows
 //     from its place in the vmemmap, the owner's metadata are four Owner
 //     words (slab keeps its slab header there), and Migrators are in a
-//     per-System side table (sync.Map by address), present exactly while
-//     the head's state has the pgMigrator bit. (A first version kept a
+//     per-System side table (sync.Map by address), with an entry whenever
+//     the head's state has the pgMigrator bit (see Invariants). (A first version kept a
 //     Go slice of Pages per block with one pointer each: a System with
 //     2 GiB of blocks added 512K scanned words to every GC cycle.)
 //   - Per node and zone (Normal, Movable) a buddy allocator of 4 KiB
@@ -49,13 +49,16 @@
 //
 // # Locks, outermost first
 //
-//	device_hotplug_lock    (lockdep.Mutex)  every Add/Probe/Online/Offline/Remove
+//	device_hotplug_lock    (lockdep.Mutex)  every Add/Probe/Online/Offline/Remove, New, Close
 //	mem_block_device_lock  (lockdep.Mutex, one per block) Online/Offline/Remove of that block
-//	mem_hotplug_lock       (lockdep.PerPRWSem) write: the operations; read: GetOnlineMems
+//	mem_hotplug_lock       (lockdep.PerPRWSem) write: the operations (blocks, zones, node state); read: GetOnlineMems
 //	memory_chain.rwsem / node_chain.rwsem (lockdep.RWMutex) read while calling, write to (un)register
 //	  … callers' locks taken in callbacks (slab_mutex → list_lock) …
-//	pcp_drain_mutex        (lockdep.Mutex)  one drainer of the per-P lists at a time
-//	zone_lock              (lockdep.Mutex, one per zone) a leaf: free lists, page states
+//	pcp_drain_mutex        (lockdep.Mutex)  one drainer of the per-P lists at a time (Offline, Close, DrainPages)
+//	zone_lock              (lockdep.Mutex, one per zone) a leaf: free lists, buddy states, isolation
+//
+// The two chains' locks never nest: an operation calls one chain, then
+// the other.
 //
 // The zone lock is a leaf: nothing is taken under it, and no two zone
 // locks nest, so AllocPages/FreePages may be called under any lock above
@@ -69,9 +72,9 @@
 //
 // # Per-P page lists
 //
-// A P's list is touched only by a goroutine pinned to that P
+// A P's list is written only by a goroutine pinned to that P
 // (percpu.Pin), and only after it has read its P's stolen word as zero in
-// the same pinned section: the order-0 alloc+free pair is two pins, a few
+// the same pinned section (Stats reads the counts unpinned, approximately): the order-0 alloc+free pair is two pins, a few
 // plain loads and stores, no lock and no atomic read-modify-write.
 // Refill and spill move pcpBatch pages to or from the zone's buddy
 // allocator unpinned, under the zone lock. An order-0 free of a page with
@@ -91,11 +94,12 @@
 //
 // Offline sets the block isolated under its zone lock and takes its free
 // chunks off the free lists; a free into an isolated block merges there
-// but stays off the lists ("free and isolated"). The per-P fast paths
-// check the block's isolated flag inside their pinned section (a popped
-// page of an isolated block goes back to the buddy allocator; a page of an
-// isolated block is never pushed), so after isolate + drain no page of the
-// block is or can be on a per-P list. Offline then loops until all the
+// but stays off the lists ("free and isolated"). The per-P paths check the
+// block's isolated flag inside their pinned section (the allocation fast
+// path leaves a page of an isolated block on the list and the slow path's
+// pop sends it back to the buddy allocator; neither a free nor a refill
+// ever pushes a page of an isolated block), so after isolate + drain no
+// page of the block is or can be on a per-P list. Offline then loops until all the
 // block's pages are in the buddy allocator: allocations with a Migrator
 // are migrated, GFPMovable ones are waited for, any other allocated page
 // fails the offline with EBUSY — after MEM_GOING_OFFLINE, so that a
@@ -105,7 +109,8 @@
 //
 //   - A page is in exactly one of: a zone free list (head of a free chunk
 //     of a non-isolated block), a free chunk of an isolated block, one
-//     P's list (order 0), an allocation. Only heads have a non-zero state
+//     P's list (order 0), an allocation — or, briefly, a batch a refill
+//     or spill carries between a P's list and the buddy allocator. Only heads have a non-zero state
 //     (kind, order, GFPMovable, pgMigrator); tails read pgNone.
 //   - Page has no pointer (TestPagePointerFree). A free
 //     head on a zone list links by pfn to heads of the same zone and

@@ -8,7 +8,8 @@ package mem
 import "syscall"
 
 // addLocked creates n blocks on node, at index at (-1: the lowest free
-// run). Caller holds device_hotplug_lock. Kernel: add_memory_resource()
+// run), offline and isolated. Caller holds device_hotplug_lock; addLocked
+// takes mem_hotplug_lock (write) itself. Kernel: add_memory_resource()
 // (mem_hotplug_begin, arch_add_memory, create_memory_block_devices).
 func (s *System) addLocked(node, n, at int) ([]int, error) {
 	if s.closed {
@@ -51,7 +52,7 @@ func (s *System) addLocked(node, n, at int) ([]int, error) {
 	return ids, nil
 }
 
-// autoOnline onlines freshly added blocks per the policy, after
+// autoOnlineLocked onlines freshly added blocks per the policy, after
 // mem_hotplug_lock was dropped; failures leave the block offline and are
 // only logged, as in the kernel. Caller holds device_hotplug_lock.
 func (s *System) autoOnlineLocked(ids []int) {
@@ -120,8 +121,9 @@ func (s *System) Probe(physAddr uint64) error {
 }
 
 // RemoveMemory hot-removes an offline block: its range goes back to the
-// PROT_NONE reservation and its Page array is dropped. Errors wrap EINVAL
-// (not present) or EBUSY (not offline). Kernel: remove_memory().
+// PROT_NONE reservation and its part of the vmemmap is discarded (its
+// Pages read as zeros) and made read-only. Errors wrap EINVAL (not
+// present) or EBUSY (not offline). Kernel: remove_memory().
 func (s *System) RemoveMemory(block int) error {
 	s.deviceHotplug.Lock()
 	defer s.deviceHotplug.Unlock()

@@ -9,18 +9,19 @@ package mem
 import "syscall"
 
 // Migrator is implemented by owners of movable pages. When a block is
-// offlined, mem allocates a new page of the same order elsewhere and calls
-// MigratePage: the owner copies the contents from old to new (mem does
+// offlined, mem allocates a new page of the same order elsewhere, gives it
+// the Migrator, and calls MigratePage: the owner copies the contents from old to new (mem does
 // NOT copy: only the owner knows how to stop its writers), repoints its
 // references to new, sets new's Page.Owner words if it uses them, and returns
-// nil. mem then frees old and transfers the Migrator to new. On error mem
-// frees new and retries later (Offline keeps trying until its context is
+// nil. mem then frees old; new keeps the Migrator. On error mem clears
+// new's Migrator, frees new and retries later (Offline keeps trying until its context is
 // cancelled). MigratePage can race with the owner's own FreePages of old
 // (mem read the Migrator before the owner freed the page): the owner must
 // serialise the two and return an error if it no longer owns old; mem then
 // sees old free (it cannot be reallocated meanwhile: its block is
-// isolated). MigratePage is called with device_hotplug_lock and
-// mem_hotplug_lock held but no zone lock; it may allocate and free pages.
+// isolated). MigratePage is called with device_hotplug_lock, the block's
+// device lock and mem_hotplug_lock (write) held, but no notifier chain's
+// lock and no zone lock; it may allocate and free pages.
 // Kernel: the migrate_page/move_to callbacks of movable_operations.
 type Migrator interface {
 	MigratePage(old, new uintptr, order int) error
@@ -28,12 +29,15 @@ type Migrator interface {
 
 // SetMigrator marks the allocation at addr as movable by m: when its block
 // is offlined, m.MigratePage moves it instead of the offline failing or
-// waiting. m == nil clears it. It is ignored (with EINVAL) if addr is not
-// the head of an allocation. Kernel: __SetPageMovable().
+// waiting. m == nil clears it. addr may be anywhere in the allocation's
+// first page; the call is ignored if that page is not the head of an
+// allocation. Kernel: __SetPageMovable().
 func (s *System) SetMigrator(addr uintptr, m Migrator) {
 	_ = s.setMigrator(addr, m)
 }
 
+// setMigrator is SetMigrator, returning an error wrapping EINVAL when it
+// ignores the call.
 func (s *System) setMigrator(addr uintptr, m Migrator) error {
 	addr &^= PageSize - 1 // the side table is keyed by page address
 	pg := s.PageOf(addr)

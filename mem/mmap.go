@@ -13,7 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reserve maps the PROT_NONE range and opens the backing file.
+// reserve opens the backing, maps the PROT_NONE range (block-aligned) and
+// the read-only vmemmap.
 func (s *System) reserve(cfg Config) error {
 	switch cfg.Backing {
 	case BackingAnon:
@@ -89,6 +90,7 @@ func (s *System) memmap(i int) []byte {
 // ptr turns an address inside the range into a pointer.
 func (s *System) ptr(addr uintptr) unsafe.Pointer { return unsafe.Add(s.basePtr, addr-s.base) }
 
+// bytes returns the n bytes at addr inside the range.
 func (s *System) bytes(addr uintptr, n uintptr) []byte {
 	return unsafe.Slice((*byte)(s.ptr(addr)), n)
 }
@@ -112,7 +114,9 @@ func (s *System) mapBlock(i int) error {
 	return err
 }
 
-// unmapBlock puts block i back into the PROT_NONE reservation (hot-remove).
+// unmapBlock discards block i's memory and Pages, makes its Pages
+// read-only again and puts the block back into the PROT_NONE reservation
+// (hot-remove).
 func (s *System) unmapBlock(i int) error {
 	s.discard(i)
 	// The Pages go back to zeros and read-only: a lock-free reader that

@@ -6,11 +6,15 @@
 
 package mem
 
+// nodeInfo counts a node's online blocks. Read and written under
+// mem_hotplug_lock (write).
 type nodeInfo struct {
 	online int // online blocks
 	normal int // online blocks in ZoneNormal
 }
 
+// setNodeMasks recomputes node n's bits of N_MEMORY and N_NORMAL_MEMORY
+// from its nodeInfo. Caller holds mem_hotplug_lock (write).
 func (s *System) setNodeMasks(n int) {
 	ni := &s.nodeInfo[n]
 	bit := uint64(1) << n
@@ -53,6 +57,7 @@ func (s *System) NodeHasNormalMemory(nid int) bool {
 }
 
 // MemoryNodes returns the N_MEMORY mask (bit n: node n has memory).
+// Stable under GetOnlineMems.
 func (s *System) MemoryNodes() uint64 { return s.nMemory.Load() }
 
 // GetOnlineMems takes mem_hotplug_lock for reading: until PutOnlineMems no

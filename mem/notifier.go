@@ -65,6 +65,7 @@ type MemoryNotify struct {
 	Block, Node       int
 }
 
+// notifyArg is the MemoryNotify of the events about block b.
 func (s *System) notifyArg(b *block) MemoryNotify {
 	return MemoryNotify{StartPFN: uint64(b.index) << (s.blockShift - PageShift),
 		NrPages: uint64(s.pagesPerBlock), Block: b.index, Node: b.node}

@@ -32,6 +32,8 @@ func (s *System) Offline(ctx context.Context, block int) error {
 	return s.offlineLocked(ctx, b)
 }
 
+// offlineLocked offlines b. Caller holds device_hotplug_lock; it takes the
+// block's device lock and mem_hotplug_lock (write).
 func (s *System) offlineLocked(ctx context.Context, b *block) error {
 	b.dev.Lock()
 	defer b.dev.Unlock()
@@ -51,7 +53,8 @@ func (s *System) offlineLocked(ctx context.Context, b *block) error {
 	z.lock.Unlock()
 	b.state.Store(int32(BlockGoingOffline))
 	// After this drain no page of b is on a per-P list, and none can be
-	// put on one: frees see b isolated (see drainAllPages).
+	// put on one: frees and refills see b isolated while pinned (see
+	// drainAllPages, pcpPush).
 	s.drainAllPages()
 
 	fail := func(err error) error {

@@ -11,8 +11,8 @@ import (
 
 // Online onlines an offline block into the zone kind selects. Errors wrap
 // EINVAL (bad block, kind, or the block is not offline), EINTR (ctx done
-// before it started) or the errno of a failing notifier; on failure the
-// block stays offline. Kernel: memory_block_action(MEM_ONLINE) →
+// before it started), ENOMEM (the block could not be made accessible) or
+// the errno of a failing notifier; on failure the block stays offline. Kernel: memory_block_action(MEM_ONLINE) →
 // online_pages().
 func (s *System) Online(ctx context.Context, block int, kind OnlineKind) error {
 	if !kind.valid() {
@@ -30,6 +30,8 @@ func (s *System) Online(ctx context.Context, block int, kind OnlineKind) error {
 	return s.onlineLocked(b, kind)
 }
 
+// onlineLocked onlines b. Caller holds device_hotplug_lock; it takes the
+// block's device lock and mem_hotplug_lock (write).
 func (s *System) onlineLocked(b *block, kind OnlineKind) error {
 	b.dev.Lock()
 	defer b.dev.Unlock()

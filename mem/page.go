@@ -15,18 +15,22 @@ import (
 // present block has one Page per page, reached from an address by
 // arithmetic (PageOf). Only Owner is the owner's.
 //
-// Page holds no pointer at all, so the per-block arrays of Pages are
-// noscan memory the garbage collector never reads: the free-list links
-// are page frame numbers, the block is found from idx (see block.pages),
-// Migrators live in a side table (System.migs) flagged by a state bit, and
-// an owner keeps its metadata in Owner as numbers (slab keeps its struct
-// slab there, as the kernel overlays struct slab on struct page).
+// Pages live in the vmemmap, off the Go heap, where the garbage collector
+// never looks, so Page holds no pointer at all: the free-list links are
+// page frame numbers, the block follows from the Page's place in the
+// vmemmap (pageBlock), Migrators live in a side table (System.migs)
+// flagged by a state bit, and an owner keeps its metadata in Owner as
+// numbers (slab keeps its struct slab there, as the kernel overlays struct
+// slab on struct page).
 type Page struct {
 	// state packs kind (bits 0-3), order (4-7), the allocation's GFP
 	// flags (8-15) and pgMigrator (bit 16). Only the head page of a free
 	// buddy chunk or of an allocation has a non-zero state; every other
 	// page reads pgNone. Accessed with sync/atomic, except that the per-P
-	// fast paths use plain accesses outside race builds (see stateFast).
+	// fast paths use plain accesses outside race builds (setStateFast,
+	// claimFast). pgBuddy states change under the zone lock; an
+	// allocation's head is claimed by whoever changes its state first
+	// (a compare-and-swap on the slow paths).
 	state uint32
 	// idx is the page's index in its block (constant).
 	idx uint32

@@ -19,9 +19,9 @@ const (
 )
 
 // perP is one P's page cache: a stack of free order-0 pages per node and
-// zone. Only the P's own pinned goroutine touches it, unless stolen is set:
-// then only the drainer does (see drainAllPages). Kernel: struct
-// per_cpu_pages.
+// zone. Only the P's own pinned goroutine writes it, unless stolen is set:
+// then only the drainer does (see drainAllPages); Stats reads the counts
+// without stopping anyone (approximate). Kernel: struct per_cpu_pages.
 //
 // System.pcp is a []perP indexed by P id. The padding, computed from
 // perPFields as in sync.Pool's poolLocal, makes perP a whole number of
@@ -169,8 +169,9 @@ func (s *System) freeBatch(z *zone, pages []uintptr) {
 // (percpu.Synchronize: every pinned section that might have missed the
 // flag has ended), after which it owns all lists; it empties them, clears
 // the flags and frees the pages under the zone locks. Owners that see the
-// flag take the slow path (the buddy allocator) meanwhile. Caller holds
-// mem_hotplug_lock. Kernel: drain_all_pages().
+// flag take the slow path (the buddy allocator) meanwhile. Called by
+// Offline and Close under mem_hotplug_lock (write), and by DrainPages;
+// never while pinned or holding a zone lock. Kernel: drain_all_pages().
 func (s *System) drainAllPages() {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
@@ -200,7 +201,8 @@ func (s *System) drainAllPages() {
 // DrainPages empties every P's page lists into the buddy allocator, so
 // that Stats shows every free page in its zone's free lists. Kernel:
 // drain_all_pages(NULL). It may be called from notifier callbacks, but
-// not with a zone lock held (it takes pcp_drain_mutex, then zone locks).
+// not while pinned or with a zone lock held (it takes pcp_drain_mutex, then
+// waits for a grace period, then takes zone locks).
 func (s *System) DrainPages() { s.drainAllPages() }
 
 // pcpCounts returns the pages on per-P lists per zone and the fast-path

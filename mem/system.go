@@ -61,8 +61,10 @@ type System struct {
 	vmemmapSize uintptr
 	pm          PageMap // PageOf's copy of base, size, blocks, vmemmap
 
-	blocks []atomic.Pointer[block] // index → present block or nil
-	zones  []zone                  // node*nrZones + zone
+	// blocks: index → present block or nil. Stored under
+	// device_hotplug_lock and mem_hotplug_lock (write); loaded lock-free.
+	blocks []atomic.Pointer[block]
+	zones  []zone // node*nrZones + zone
 	// zonelists[node][movable]: fallback order, local node first.
 	zonelists [][2][]*zone
 	localNode []int // P id → node
@@ -74,13 +76,22 @@ type System struct {
 	slowAllocs atomic.Uint64
 	slowFrees  atomic.Uint64
 
-	autoOnline atomic.Int32
+	autoOnline atomic.Int32 // Policy
 
+	// deviceHotplug (device_hotplug_lock) serialises the hotplug
+	// operations (AddMemory, Probe, Online, Offline, RemoveMemory, New's
+	// boot memory, Close) and guards closed.
 	deviceHotplug lockdep.Mutex
-	memHotplug    *lockdep.PerPRWSem
-	drainMu       lockdep.Mutex
+	// memHotplug (mem_hotplug_lock) is held for writing by an operation
+	// while it changes blocks, a block's zone or the node state, and for
+	// reading by GetOnlineMems.
+	memHotplug *lockdep.PerPRWSem
+	// drainMu (pcp_drain_mutex) admits one drainer of the per-P lists at
+	// a time: the drainer owns the stolen flags.
+	drainMu lockdep.Mutex
 
-	// Under memHotplug (write) for writers; atomics for lock-free readers.
+	// nodeInfo and the masks are written under memHotplug (write); the
+	// masks are atomics for lock-free readers.
 	nodeInfo []nodeInfo
 	nMemory  atomic.Uint64 // N_MEMORY mask
 	nNormal  atomic.Uint64 // N_NORMAL_MEMORY mask
@@ -266,6 +277,7 @@ func (s *System) MaxBlocks() int { return s.maxBlocks }
 // PageSize<<o.
 func (s *System) Base() uintptr { return s.base }
 
+// errnoErr returns an error "mem: <format>: <errno>" that wraps errno.
 func errnoErr(errno syscall.Errno, format string, args ...any) error {
 	return fmt.Errorf("mem: "+format+": %w", append(args, errno)...)
 }
