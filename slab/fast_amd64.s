@@ -3,9 +3,29 @@
 #include "go_asm.h"
 #include "textflag.h"
 
-// Offsets of g.m, m.p and p.id in the runtime of Go 1.26 (read from the
-// DWARF of a Go 1.26 binary; checked at init against runtime.procPin, see
-// fast_amd64.go). The build tag confines them to that release.
+// Offsets of g.m, m.p and p.id in the runtime of Go 1.26: the chain
+// runtime.procPin follows (getg().m.p.ptr().id). The build tag confines
+// them to that release; they are checked at init against runtime.procPin
+// (fast_amd64.go) and on every P by TestProcID, which fails on an amd64
+// build without race or purego whose release is outside the tag.
+//
+// For a new Go release, re-derive them from the DWARF of a binary built
+// with it:
+//
+//	go build -o /tmp/ro ./internal/runtimeoffsets && /tmp/ro
+//
+// copy its three #defines here, move the go1.N bounds of the build tags of
+// fast_amd64.go, fast_amd64.s and fast_other.go, and run
+// go test -run TestProcID ./slab/.
+//
+// Which Go each block mirrors:
+//
+//	PROC_ID      runtime.procPin's getg().m.p.ptr().id, without mp.locks++
+//	cacheAlloc   cacheAllocGo's pinned pop of the main sheaf (alloc.go)
+//	cacheFree    cacheFreeGo (free.go): hdrAt, the cache id, objStart
+//	             (mask, or recip for other sizes: label recip),
+//	             freelistHead, then its pinned push onto main, or onto
+//	             the remote sheaf as freeSlow does (label remote)
 #define G_M 48
 #define M_P 208
 #define P_ID 0

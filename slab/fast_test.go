@@ -15,7 +15,11 @@ import (
 // must a build with the assembly whose init check turned it off.
 func TestProcID(t *testing.T) {
 	if !asmBuild {
-		t.Skip("no assembly fast path in this build")
+		if asmExpected {
+			t.Fatalf("amd64 without race or purego, on %s, but the assembly fast paths are not built: "+
+				"re-derive the runtime offsets for this Go release and widen fast_amd64's build tag (see fast_amd64.s)", runtime.Version())
+		}
+		t.Skip("no assembly fast path in this build (race, purego or not amd64)")
 	}
 	if !fastPath {
 		t.Error("assembly fast path disabled at init: procID disagreed with runtime.procPin")
