@@ -34,10 +34,15 @@ type PerPRWSem struct {
 	cond   sync.Cond
 }
 
+// prwSlot is one P's reader count, alone on its cache line.
 type prwSlot struct {
 	n int64
-	_ [percpu.CacheLine - 8]byte
+	_ [percpu.CacheLine - unsafe.Sizeof(int64(0))%percpu.CacheLine]byte
 }
+
+// A prwSlot fills whole cache lines (a non-zero remainder makes this
+// array length negative, a compile error).
+var _ [-(unsafe.Sizeof(prwSlot{}) % percpu.CacheLine)]struct{}
 
 // NewPerPRWSem returns a per-P read-write semaphore of class c.
 func NewPerPRWSem(c *Class) *PerPRWSem {

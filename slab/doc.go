@@ -19,10 +19,18 @@
 //	page allocator   a new slab of 1<<order pages from mem, on the node
 //	                 asked for or, failing that, in zonelist order
 //
-// An object freed on a P of another node (a remote free) goes into the P's
-// remote sheaf; a full remote sheaf goes whole to its node's barn (or, if
-// that is full, its objects back to their slabs), so main and spare
-// sheaves hold local objects only.
+// A P's main and spare sheaves hold objects of the P's node only
+// (procNode: its own node, or the nearest with memory): a sheaf records
+// its node and goes onto a P only of that node (a goroutine that migrated
+// while refilling puts it in the barn instead), and a flush empties every
+// P's sheaves whenever a P's node changes. When the P's node is out of
+// memory a plain Alloc takes one object from another node without
+// touching the sheaves; a node-specific allocation (AllocNode) pops the
+// P's main sheaf only for the P's own node, else goes to the node's slabs
+// directly, and with ThisNode never falls back. An object freed on a P of
+// another node (a remote free) goes into the P's remote sheaf; a full
+// remote sheaf goes whole to its node's barn (or, if that is full, its
+// objects back to their slabs).
 //
 // The slab header (struct slab) lives pointer-free in the Owner words of
 // the slab's struct pages (mem's vmemmap), so no Go object exists per slab
@@ -36,8 +44,30 @@
 // Cache.Alloc and Cache.Free are each one call to an unpreemptible NOSPLIT
 // assembly function on amd64 (cacheAlloc, cacheFree; Free's validation
 // included), which tail-jumps to the pinned Go path (cacheAllocGo,
-// cacheFreeGo) for anything but the common case; elsewhere, and in race
-// builds, the Go path is the whole of it.
+// cacheFreeGo) for anything but the common case; elsewhere, in race
+// builds and with the purego build tag, the Go path is the whole of it.
+// Every pinned section of the Go paths is pin … unpin (pcpu.go).
+//
+// # Files
+//
+//	allocator.go  Allocator: New, Close, the cache list and id table
+//	cache.go      Cache (a user's handle), kmemCache, cacheNode, stats
+//	create.go     NewCache with merging, Destroy, cache ids
+//	geometry.go   alignment, slot size, slab order, sheaf capacity
+//	pcpu.go       the per-P sheaves and pin/unpin
+//	alloc.go      the allocation path, node-specific allocation
+//	free.go       the free path, remote frees
+//	barn.go       sheaves and the per-node barn
+//	flush.go      the flush protocol, shrink
+//	bulk.go       AllocBulk, FreeBulk
+//	prefill.go    prefilled sheaves (Sheaf)
+//	page.go       struct slab in struct page, the freelist, new slabs
+//	kmalloc.go    kmalloc, kfree, ksize, krealloc
+//	hotplug.go    memory and node notifiers, each P's node
+//	typed.go      Typed[T], AllocBytes
+//	stats.go      counters; slabinfo.go: /proc/slabinfo
+//	errors.go     the error sentinels, InvalidFree
+//	fast_*.go/.s  the assembly fast paths and their Go fallback
 //
 // # Locks, outermost first
 //
@@ -51,8 +81,11 @@
 //	                  node counters
 //	&barn->lock       cacheNode.barnLock: the barn's sheaf lists (leaf; never
 //	                  held with list_lock)
-//	zone lock (mem)   taken inside mem.AllocPages/FreePages, which slab calls
-//	                  with no slab lock held
+//	zone lock (mem)   taken inside mem.AllocPages/FreePages, which slab
+//	                  calls with no list_lock or barn lock held — but with
+//	                  slab_mutex (and, for a flush, slab_flush_lock) held
+//	                  when Destroy, Close and the hotplug callbacks free
+//	                  empty slabs, so slab_mutex → zone lock is an edge
 //
 // Cache creation, destruction and shrinking never take mem_hotplug_lock:
 // per-node structures are created under slab_mutex for every node in
@@ -91,7 +124,11 @@
 //     of the node; so objects-in-use = nrSlabs*objects - nrFree.
 //   - Every page of a slab carries the cache id, node and base while the
 //     slab exists (FreePages zeroes them); a large kmalloc's head page
-//     carries largeID, an id no cache has. Cache ids are never reused.
+//     carries largeID, an id no cache has. A destroyed cache's id is
+//     reused only once none of its slabs exists (Destroy requires it), so
+//     no page can carry a stale id. One Allocator per System.
+//   - A P's main and spare sheaves, and a barn's sheaves, hold objects of
+//     one node: the sheaf's node (the P's, the barn's).
 //   - A remote sheaf holds objects of one node (its node field) only.
 //   - While a sheaf is a P's main sheaf, its count lives in the P's
 //     pcpuSheaves.n (and its array in pcpuSheaves.objs); the sheaf's own
@@ -99,6 +136,8 @@
 //     when the P has no main sheaf. Likewise a prefilled Sheaf handle's
 //     n is authoritative until Refill or Return syncs it.
 //   - A refused free (outside hotslab memory, not a slab page, not an
-//     object start, another cache's object, double free seen at the sheaf
-//     top or on the slab) changes nothing.
+//     object start, another cache's object, destroyed handle, closed
+//     allocator, double free seen on top of the sheaf it would join, at
+//     the head of its slab's freelist, or twice in one FreeBulk) changes
+//     nothing. A double free of an object freed longer ago is not seen.
 package slab

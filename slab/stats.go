@@ -4,7 +4,10 @@ package slab
 // (the file names under /sys/kernel/slab/<cache>/).
 type Stat int
 
-// The counters. Kept per P, so counting costs one plain increment.
+// The counters. Those of the fast paths are kept per P, so counting
+// costs one plain increment in the pinned section (atomic under -race);
+// the slow paths' events are per-cache atomic adds (statUnpinned).
+// Stats sums both.
 const (
 	AllocFastpath     Stat = iota // alloc_fastpath: served from the P's sheaf
 	AllocSlowpath                 // alloc_slowpath

@@ -1,4 +1,4 @@
-// Command hotslab runs and inspects a hotslab system: a slab allocator over
+// Command hotslab runs a live hotslab system: a slab allocator over
 // hot-pluggable, NUMA-organised, off-heap memory.
 //
 // Usage:
