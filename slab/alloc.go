@@ -216,7 +216,7 @@ func (k *kmemCache) installSheaf(sh *objSheaf, gen uint64) bool {
 	pc, pid := k.pinAt(gen)
 	if pc == nil {
 		unpin(pc)
-		if k.a.flushGen.Load() != gen {
+		if k.flushGen.Load() != gen {
 			k.flushSheaf(sh)
 		}
 		k.disposeSheaf(sh)

@@ -59,12 +59,11 @@ type Allocator struct {
 	// kfree and ksize. Copy-on-write under slab_mutex; read lock-free.
 	table atomic.Pointer[[]*kmemCache]
 
-	// Per-P flush protocol: the owner P touches its sheaves only pinned
-	// and after seeing flushing == 0; a flusher holds flushMu, sets
-	// flushing, waits a grace period and then owns every P's sheaves.
-	flushMu  lockdep.Mutex
-	flushing atomic.Int32
-	flushGen atomic.Uint64 // bumped by every flush
+	// Per-P flush protocol: the owner P touches a cache's sheaves only
+	// pinned and after seeing the cache's flushing word clear; a flusher
+	// holds flushMu, sets the flushing words of the caches it flushes,
+	// waits a grace period and then owns their sheaves on every P.
+	flushMu lockdep.Mutex
 
 	// procNode[p] is the node whose objects P p caches: its own node if
 	// it has memory, else the nearest that has. Written only by a

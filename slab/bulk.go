@@ -55,8 +55,8 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 		return
 	}
 	k := c.c
-	var set addrSet
-	set.init(len(objs))
+	var buf [256]uintptr
+	set := newAddrSet(buf[:], len(objs))
 	node := k.bulkNode(objs, &set)
 	i := 0
 	if node >= 0 && !c.dead.Load() {
@@ -142,26 +142,27 @@ func (k *kmemCache) bulkNode(objs []unsafe.Pointer, set *addrSet) int {
 }
 
 // addrSet is a small open-addressing set of object addresses, for
-// finding duplicates in a bulk free. Up to 128 entries it lives on the
-// caller's stack.
+// finding duplicates in a bulk free.
 type addrSet struct {
 	slots []uintptr
 	shift uint
-	buf   [256]uintptr
 }
 
-// init sizes the set for n addresses (at most half full).
-func (s *addrSet) init(n int) {
+// newAddrSet returns a set for n addresses (at most half full) in buf (a
+// zeroed array on the caller's stack) if it is large enough.
+func newAddrSet(buf []uintptr, n int) addrSet {
 	size := 16
 	for size < 2*n {
 		size *= 2
 	}
-	if size <= len(s.buf) {
-		s.slots = s.buf[:size]
+	var s addrSet
+	if size <= len(buf) {
+		s.slots = buf[:size]
 	} else {
 		s.slots = make([]uintptr, size)
 	}
 	s.shift = uint(64 - bits.TrailingZeros(uint(size)))
+	return s
 }
 
 func (s *addrSet) reset() { clear(s.slots) }

@@ -77,7 +77,7 @@ type kmemCache struct {
 	objects   int // per slab
 	size      int // slot size
 	pcpu      []pcpuSheaves
-	flushing  *atomic.Int32  // &a.flushing
+	flushing  atomic.Int32   // non-zero while a flusher owns the per-P sheaves
 	procNode  []atomic.Int32 // a.memNode
 
 	a          *Allocator
@@ -95,6 +95,7 @@ type kmemCache struct {
 	random     uintptr // freelist pointer hardening
 	fpOffset   uintptr // where the free pointer lives in a free object
 
+	flushGen atomic.Uint64               // bumped by every flush of k
 	slowStat [NumStats]uint64            // slow-path events, atomic
 	nodes    []atomic.Pointer[cacheNode] // never freed once set
 }

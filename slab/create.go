@@ -113,7 +113,7 @@ func (a *Allocator) findMergeable(size, align int, o CacheOptions) *kmemCache {
 func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOptions) (*kmemCache, error) {
 	order, objs := calculateOrder(slot)
 	k := &kmemCache{
-		a: a, flushing: &a.flushing, procNode: a.procNode, id: a.allocID(), name: name, names: []string{name}, refcount: 1,
+		a: a, procNode: a.procNode, id: a.allocID(), name: name, names: []string{name}, refcount: 1,
 		size: slot, align: align, flags: o.Flags, ctor: o.Ctor,
 		order: order, objects: objs,
 		recip:    (1<<32)/uint64(slot) + 1,
@@ -224,9 +224,9 @@ func (c *Cache) Destroy() error {
 		c.dead.Store(true)
 		return nil
 	}
-	a.beginFlush()
+	a.beginFlush(k)
 	k.flushPcpuLocked()
-	a.endFlush()
+	a.endFlush(k)
 	k.flushBarns()
 	k.shrinkNodes()
 	var inUse, slabs int64

@@ -72,9 +72,8 @@ TEXT ·cacheAlloc(SB), NOSPLIT|NOFRAME, $0-32
 	CMPL Cache_dead(DX), $0
 	JNE  aslow                      // destroyed handle
 	MOVQ Cache_c(DX), DX            // k
-	MOVQ kmemCache_flushing(DX), AX
-	CMPL (AX), $0
-	JNE  aslow
+	CMPL kmemCache_flushing(DX), $0
+	JNE  aslow                      // a flusher owns the sheaves
 	PROC_ID(CX)
 	CMPQ CX, (kmemCache_pcpu+8)(DX)
 	JCC  aslow                      // pid >= len(k.pcpu), unsigned
@@ -130,20 +129,17 @@ TEXT ·cacheFree(SB), NOSPLIT|NOFRAME, $0-16
 	JCC  fslow                      // in the slab's tail
 valid:
 	MOVBQZX (const_pageOwnerOff+slabHdr_node)(AX), R8
-	// p heading its slab's freelist is a double free (freelistHead):
-	// the head page's struct page is hdrAt(base), base = p - offset.
-	MOVQ DI, R11
-	SUBQ R10, R11
-	SUBQ kmemCache_memBase(DX), R11
-	SHRQ $const_pageShift, R11
-	IMULQ $const_pageStructSize, R11
-	ADDQ kmemCache_vmemmap(DX), R11
+	// p heading its slab's freelist is a double free (freelistHead).
+	// In the slab's first page (offset < a page: every object of an
+	// order-0 slab) the head page is p's own, AX.
+	CMPQ R10, $const_pageSize
+	JCC  headpage
 	LEAQ 1(R10), R12
-	CMPL (const_pageOwnerOff+slabHdr_freelist)(R11), R12
+	CMPL (const_pageOwnerOff+slabHdr_freelist)(AX), R12
 	JEQ  fslow
-	MOVQ kmemCache_flushing(DX), AX
-	CMPL (AX), $0
-	JNE  fslow
+checked:
+	CMPL kmemCache_flushing(DX), $0
+	JNE  fslow                      // a flusher owns the sheaves
 	PROC_ID(CX)
 	CMPQ CX, (kmemCache_pcpu+8)(DX)
 	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.memNode))
@@ -183,6 +179,17 @@ remote:
 	JNE  fslow
 	LEAQ (pcpuFields_stat+const_FreeRemote*8)(CX), R9
 	JMP  push
+headpage:
+	// Further in: the head page is (offset/page) struct pages before p's.
+	MOVQ R10, R11
+	SHRQ $const_pageShift, R11
+	IMUL3Q $const_pageStructSize, R11, R11
+	MOVQ AX, R12
+	SUBQ R11, R12
+	LEAQ 1(R10), R11
+	CMPL (const_pageOwnerOff+slabHdr_freelist)(R12), R11
+	JEQ  fslow
+	JMP  checked
 recip:
 	// objStart for a size that is not a power of two: idx = off*recip>>32
 	// must be < objects and idx*size == off.

@@ -9,17 +9,32 @@ import (
 	"github.com/hotslab/hotslab/internal/percpu"
 )
 
-// beginFlush takes exclusive ownership of every P's sheaves.
-// Kernel: the effect of flush_all_cpus_locked()'s per-CPU work.
-func (a *Allocator) beginFlush() {
+// beginFlush takes exclusive ownership of every P's sheaves of the caches
+// ks, or of every cache when ks is empty (the caller then holds
+// slab_mutex, so no cache appears meanwhile): it sets their flushing
+// words and waits a grace period, after which no P is inside a pinned
+// section that saw them clear. Kernel: the effect of
+// flush_all_cpus_locked()'s per-CPU work.
+func (a *Allocator) beginFlush(ks ...*kmemCache) {
 	a.flushMu.Lock()
-	a.flushing.Store(1)
-	a.flushGen.Add(1)
+	if len(ks) == 0 {
+		ks = a.caches
+	}
+	for _, k := range ks {
+		k.flushing.Store(1)
+		k.flushGen.Add(1)
+	}
 	percpu.Synchronize()
 }
 
-func (a *Allocator) endFlush() {
-	a.flushing.Store(0)
+// endFlush ends the flush begun by beginFlush with the same caches.
+func (a *Allocator) endFlush(ks ...*kmemCache) {
+	if len(ks) == 0 {
+		ks = a.caches
+	}
+	for _, k := range ks {
+		k.flushing.Store(0)
+	}
 	a.flushMu.Unlock()
 }
 
@@ -48,9 +63,9 @@ func (a *Allocator) flushAndShrinkAll() {
 // Kernel: kmem_cache_shrink().
 func (c *Cache) Shrink() {
 	k := c.c
-	k.a.beginFlush()
+	k.a.beginFlush(k)
 	k.flushPcpuLocked()
-	k.a.endFlush()
+	k.a.endFlush(k)
 	k.flushBarns()
 	k.shrinkNodes()
 }

@@ -362,6 +362,32 @@ func TestDoubleFreeAfterShrink(t *testing.T) {
 			t.Fatalf("valid frees refused: %v", bad)
 		}
 	}
+	// Objects beyond the first page of a multi-page slab (the head page is
+	// not the object's page), power-of-two and other sizes.
+	for _, size := range []int{1024, 1000} {
+		c := mustCache(t, e.a, "df-big-"+string(rune('a'+size%26)), size, &slab.CacheOptions{Flags: slab.NoMerge})
+		objs := make([]unsafe.Pointer, 64)
+		if err := c.AllocBulk(objs); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(objs); i += 3 {
+			c.Free(objs[i])
+			c.Shrink()
+			c.Free(objs[i])
+			if bad := e.refused(); len(bad) != 1 || !strings.HasPrefix(bad[0].Fault, "double free") {
+				t.Fatalf("size %d, object %d: Free, Shrink, Free: %v", size, i, bad)
+			}
+			objs[i] = nil
+		}
+		c.FreeBulk(objs)
+		c.Shrink()
+		if st := c.Stats(); st.ActiveObjects() != 0 || st.Slabs() != 0 {
+			t.Fatalf("size %d: %d active in %d slabs after freeing all", size, st.ActiveObjects(), st.Slabs())
+		}
+		if bad := e.refused(); len(bad) != 0 {
+			t.Fatalf("valid frees refused: %v", bad)
+		}
+	}
 }
 
 // 7. A destroyed alias handle neither allocates nor frees, even with the

@@ -60,6 +60,7 @@ func hdr(pg *mem.Page) *slabHdr { return (*slabHdr)(unsafe.Pointer(&pg.Owner)) }
 // fast_amd64.s, through go_asm.h).
 const (
 	pageShift      = mem.PageShift
+	pageSize       = mem.PageSize
 	pageStructSize = unsafe.Sizeof(mem.Page{})
 	pageOwnerOff   = unsafe.Offsetof(mem.Page{}.Owner)
 )

@@ -97,7 +97,7 @@ func (k *kmemCache) pin() (pc *pcpuSheaves, pid int) {
 // a sheaf carried unpinned across a flush is not put back on a P.
 func (k *kmemCache) pinAt(gen uint64) (pc *pcpuSheaves, pid int) {
 	pc, pid = k.pin()
-	if pc != nil && k.a.flushGen.Load() != gen {
+	if pc != nil && k.flushGen.Load() != gen {
 		raceReleaseMerge(unsafe.Pointer(pc))
 		pc = nil
 	}
@@ -118,9 +118,9 @@ func unpin(pc *pcpuSheaves) {
 func (k *kmemCache) pinUnflushed() (pc *pcpuSheaves, pid int, gen uint64) {
 	a := k.a
 	for {
-		gen = a.flushGen.Load()
+		gen = k.flushGen.Load()
 		pid = percpu.Pin()
-		if a.flushing.Load() == 0 {
+		if k.flushing.Load() == 0 {
 			if uint(pid) < uint(len(k.pcpu)) {
 				pc = &k.pcpu[pid]
 				raceAcquire(unsafe.Pointer(pc))

@@ -4,6 +4,7 @@ package slab
 
 import (
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hotslab/hotslab/internal/percpu"
@@ -83,7 +84,13 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 	n := s.n
 	if off := addr - k.memBase; off < k.memSize && uint(n) < uint(len(s.objs)) {
 		h := (*slabHdr)(unsafe.Add(k.vmemmap, (off>>pageShift)*pageStructSize+pageOwnerOff)) // hdrAt
-		if h.cache == k.id && k.objStart(h.base, addr) && (n == 0 || s.objs[n-1] != addr) && !k.freelistHead(h.base, addr) {
+		// The slab's head page: h's own in the slab's first page.
+		head, soff := h, addr-h.base
+		if soff >= pageSize {
+			head = (*slabHdr)(unsafe.Add(unsafe.Pointer(h), -int(soff>>pageShift)*int(pageStructSize)))
+		}
+		if h.cache == k.id && k.objStart(h.base, addr) && (n == 0 || s.objs[n-1] != addr) &&
+			atomic.LoadUint32(&head.freelist) != uint32(soff)+1 { // freelistHead
 			s.objs[n] = addr
 			s.n = n + 1
 			return
