@@ -55,9 +55,7 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 		return
 	}
 	k := c.c
-	var buf [256]uintptr
-	set := newAddrSet(buf[:], len(objs))
-	node := k.bulkNode(objs, &set)
+	node := k.bulkNode(objs)
 	i := 0
 	if node >= 0 && !c.dead.Load() {
 		pc, pid := k.pin()
@@ -71,21 +69,26 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 		if i == len(objs) {
 			return
 		}
-		set.reset()
-		for _, p := range objs[:i] {
-			set.insert(uintptr(p))
-		}
-	} else {
-		set.reset()
 	}
-	// The rest (or everything, if some pointer is bad: each bad one is
-	// then reported and the good ones freed) one by one.
+	c.freeBulkSlow(objs, i)
+}
+
+// freeBulkSlow frees objs[i:] one by one (objs[:i] went into the P's
+// sheaf): the rest of a batch that did not fit, or every object of a
+// batch with a bad one, which is then reported while the good ones are
+// freed.
+func (c *Cache) freeBulkSlow(objs []unsafe.Pointer, i int) {
+	var buf [256]uintptr
+	set := newAddrSet(buf[:], len(objs))
+	for _, p := range objs[:i] {
+		set.insert(uintptr(p))
+	}
 	for _, p := range objs[i:] {
 		if p == nil {
 			continue
 		}
 		if set.insert(uintptr(p)) {
-			k.a.invalidFree(c.name, uintptr(p), "double free (twice in one bulk free)")
+			c.c.a.invalidFree(c.name, uintptr(p), "double free (twice in one bulk free)")
 			continue
 		}
 		c.Free(p)
@@ -100,45 +103,102 @@ func addrs(objs []unsafe.Pointer) []uintptr {
 
 // bulkNode validates objs as distinct allocated objects of k (as far as
 // the free path can tell: no object twice, none heading its slab's
-// freelist, none nil), recording them in set: it returns their node if
-// all are valid and of one node, -3 if valid but of several nodes, -2 if
-// any is not. The slab of the previous object is remembered, so a batch
-// from few slabs costs a compare and a mask per object, plus the set.
-func (k *kmemCache) bulkNode(objs []unsafe.Pointer, set *addrSet) int {
-	id, mask, slabBytes := k.id, k.sizeMask, k.slabBytes
-	var base uintptr
-	var head *slabHdr
+// freelist, none nil): it returns their node if all are valid and of one
+// node, -3 if valid but of several nodes, -2 if any is not. It takes the
+// batch a run of one slab at a time (bulkRun): per object a compare, a
+// mask and a bit for its index modulo 64. A batch of one slab with as
+// many distinct bits as objects is distinct; any other batch is checked
+// with a hash set.
+func (k *kmemCache) bulkNode(objs []unsafe.Pointer) int {
 	node := -1
-	for _, p := range objs {
-		addr := uintptr(p)
-		off := addr - base
-		if off >= slabBytes || base == 0 {
-			h := k.hdrAt(addr)
-			if h == nil || h.cache != id {
-				return -2
-			}
-			if base = h.base; node == -1 {
-				node = int(h.node)
-			} else if node != int(h.node) {
-				node = -3
-			}
-			if off = addr - base; off >= slabBytes {
-				return -2
-			}
-			head = k.hdrAt(base)
-		}
-		if mask != 0 {
-			if off&mask != 0 {
-				return -2
-			}
-		} else if !k.objStart(base, addr) {
+	slabs := 0
+	var collide uint64
+	for i := 0; i < len(objs); slabs++ {
+		addr := uintptr(objs[i])
+		h := k.hdrAt(addr)
+		if h == nil || h.cache != k.id {
 			return -2
 		}
-		if atomic.LoadUint32(&head.freelist) == uint32(off)+1 || set.insert(addr) {
+		if node == -1 {
+			node = int(h.node)
+		} else if node != int(h.node) {
+			node = -3
+		}
+		// The slab's freelist head, read once: a free racing with this
+		// one may be missed, never a valid one refused.
+		headFree := uintptr(atomic.LoadUint32(&k.hdrAt(h.base).freelist))
+		var n int
+		var seen uint64
+		if k.sizeMask != 0 {
+			n, seen = bulkRunPow2(objs[i:], h.base, k.slabBytes, k.sizeMask, k.recip, headFree)
+		} else {
+			n, seen = k.bulkRun(objs[i:], h.base, headFree)
+		}
+		if n == 0 {
 			return -2
+		}
+		i += n
+		if bits.OnesCount64(seen) != n {
+			collide = 1 // two objects share an index modulo 64
 		}
 	}
+	if (slabs > 1 || collide != 0) && !distinct(objs) {
+		return -2
+	}
 	return node
+}
+
+// bulkRunPow2 takes the objects at the start of objs that lie in the slab
+// at base, of a cache whose object size is mask+1, and returns how many
+// (0 if one is not an object start or is the slab's freelist head) and
+// the set of their indexes modulo 64 (as many bits as objects: distinct).
+// Kept out of line so its few loop variables stay in registers.
+//
+//go:noinline
+func bulkRunPow2(objs []unsafe.Pointer, base, slabBytes, mask uintptr, recip uint64, headFree uintptr) (n int, seen uint64) {
+	for i, p := range objs {
+		off := uintptr(p) - base
+		if off >= slabBytes {
+			return i, seen
+		}
+		if off&mask != 0 || off+1 == headFree {
+			return 0, 0
+		}
+		seen |= 1 << ((uint64(off) * recip >> 32) & 63)
+	}
+	return len(objs), seen
+}
+
+// bulkRun is bulkRunPow2 for the other sizes (objStart's reciprocal
+// division).
+//
+//go:noinline
+func (k *kmemCache) bulkRun(objs []unsafe.Pointer, base, headFree uintptr) (n int, seen uint64) {
+	slabBytes, recip, size := k.slabBytes, k.recip, uintptr(k.size)
+	for i, p := range objs {
+		off := uintptr(p) - base
+		if off >= slabBytes {
+			return i, seen
+		}
+		idx := uintptr(uint64(off) * recip >> 32)
+		if idx*size != off || off+1 == headFree {
+			return 0, 0
+		}
+		seen |= 1 << (idx & 63)
+	}
+	return len(objs), seen
+}
+
+// distinct reports whether the addresses of objs are distinct.
+func distinct(objs []unsafe.Pointer) bool {
+	var buf [256]uintptr
+	set := newAddrSet(buf[:], len(objs))
+	for _, p := range objs {
+		if set.insert(uintptr(p)) {
+			return false
+		}
+	}
+	return true
 }
 
 // addrSet is a small open-addressing set of object addresses, for
@@ -164,8 +224,6 @@ func newAddrSet(buf []uintptr, n int) addrSet {
 	s.shift = uint(64 - bits.TrailingZeros(uint(size)))
 	return s
 }
-
-func (s *addrSet) reset() { clear(s.slots) }
 
 // insert adds addr (not 0) and reports whether it was already there.
 func (s *addrSet) insert(addr uintptr) bool {

@@ -72,6 +72,7 @@ type kmemCache struct {
 	vmemmap   unsafe.Pointer // the Page of memBase
 	id        uint32         // index in Allocator.table, kept in every slab page
 	sizeMask  uintptr        // size-1 when size is a power of two, else 0
+	sizeShift uint           // log2(size) when size is a power of two
 	slabBytes uintptr        // objects*size
 	recip     uint64
 	objects   int // per slab

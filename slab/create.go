@@ -125,6 +125,7 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	}
 	if slot&(slot-1) == 0 {
 		k.sizeMask = uintptr(slot - 1)
+		k.sizeShift = uint(bits.TrailingZeros(uint(slot)))
 	}
 	k.slabBytes = uintptr(objs * slot)
 	pm := a.sys.PageMap()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -307,6 +308,55 @@ func TestFreeBulkDoubleFree(t *testing.T) {
 	c.FreeBulk(objs)
 	if bad := e.refused(); len(bad) != 0 {
 		t.Fatalf("valid bulk free refused: %v", bad)
+	}
+	// Every validation path: power-of-two sizes with up to 64 and with
+	// more objects per slab, other sizes, multi-page slabs; duplicates
+	// within one slab's run and across slabs, adjacent and far apart.
+	for _, size := range []int{32, 64, 96, 1024, 3000} {
+		c := mustCache(t, e.a, "bulk-dup-"+strconv.Itoa(size), size, &slab.CacheOptions{Flags: slab.NoMerge})
+		// A fresh cache's first few objects share its first slab.
+		few := make([]unsafe.Pointer, 8)
+		if err := c.AllocBulk(few); err != nil {
+			t.Fatal(err)
+		}
+		lost := few[7]
+		few[7] = few[2]
+		c.FreeBulk(few)
+		if bad := e.refused(); len(bad) != 1 || !strings.HasPrefix(bad[0].Fault, "double free") {
+			t.Fatalf("size %d, a duplicate in a batch of one slab: %v", size, bad)
+		}
+		c.Free(lost)
+		objs := make([]unsafe.Pointer, 200)
+		for _, dup := range [][2]int{{0, 1}, {3, 60}, {10, 199}, {150, 151}} {
+			if err := c.AllocBulk(objs); err != nil {
+				t.Fatal(err)
+			}
+			batch := append([]unsafe.Pointer(nil), objs...)
+			lost := batch[dup[1]]
+			batch[dup[1]] = batch[dup[0]]
+			c.FreeBulk(batch)
+			if bad := e.refused(); len(bad) != 1 || !strings.HasPrefix(bad[0].Fault, "double free") || bad[0].Addr != uintptr(batch[dup[0]]) {
+				t.Fatalf("size %d, objects %d and %d the same: %v", size, dup[0], dup[1], bad)
+			}
+			c.Free(lost)
+			if bad := e.refused(); len(bad) != 0 {
+				t.Fatalf("size %d: %v", size, bad)
+			}
+			if err := c.AllocBulk(objs); err != nil {
+				t.Fatal(err)
+			}
+			seen := map[unsafe.Pointer]bool{}
+			for _, o := range objs {
+				if seen[o] {
+					t.Fatalf("size %d: %p handed out twice", size, o)
+				}
+				seen[o] = true
+			}
+			c.FreeBulk(objs)
+			if bad := e.refused(); len(bad) != 0 {
+				t.Fatalf("size %d: valid batch refused: %v", size, bad)
+			}
+		}
 	}
 }
 
