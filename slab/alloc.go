@@ -49,7 +49,7 @@ func cacheAllocGo(c *Cache) (unsafe.Pointer, error) {
 		}
 		unpin(pc)
 	}
-	return c.allocSlow()
+	return c.allocSlow(mem.NumaNoNode, 0)
 }
 
 // Zalloc returns an object zeroed over the cache's object size (the
@@ -86,32 +86,28 @@ func (c *Cache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 }
 
 // allocNode serves a node-specific request: from the P's main sheaf when
-// node is the P's (main holds objects of the P's node only), else
-// straight from node's slabs, bypassing the sheaves. Kernel: the
-// node_requested case of alloc_from_pcs() and ___slab_alloc().
+// node is the P's (main holds objects of the P's node only), refilling it
+// like Alloc when it is empty; else straight from node's slabs, bypassing
+// the sheaves. Kernel: the node_requested case of alloc_from_pcs() and
+// ___slab_alloc().
 func (c *Cache) allocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 	k := c.c
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
 	pc, pid := k.pin()
-	my := k.nodeOfP(pid)
 	if node == mem.NumaNoNode {
-		node = my
+		node = k.nodeOfP(pid)
 	}
-	if pc != nil && node == my && pc.n > 0 {
+	if pc != nil && node == k.nodeOfP(pid) && pc.n > 0 {
 		pc.n--
 		obj := pc.objs[pc.n]
 		statAdd(&pc.stat[AllocFastpath], 1)
 		unpin(pc)
 		return ptr(obj), nil
 	}
-	if pc != nil {
-		statAdd(&pc.stat[AllocNodeMismatch], 1)
-	}
 	unpin(pc)
-	obj, err := k.allocFromNode(c.name, node, gfp&ThisNode)
-	return ptr(obj), err
+	return c.allocSlow(node, gfp)
 }
 
 // usable returns why the handle cannot allocate, or nil.
@@ -125,81 +121,97 @@ func (c *Cache) usable() error {
 	return nil
 }
 
-// allocSlow: the P's main and spare sheaves are empty. Swap them, or trade
-// the empty sheaf for a full one from the node's barn, or refill it from
-// the node's partial and new slabs. When the P's node has no free memory,
-// one object comes from another node without touching the P's sheaves
-// (which hold the P's node's objects only). Kernel:
+// allocSlow: the P's main sheaf is empty (or node, if not NumaNoNode, is
+// not the P's). Swap main with a non-empty spare, or install a full sheaf
+// of the P's node from the node's barn or refilled from its slabs (the
+// empty main becoming the spare if there is none), and pop. When the P's
+// node has no free memory, or node is another node, one object comes
+// straight from the slabs without touching the P's sheaves (which hold
+// the P's node's objects only): allocFromNode. Kernel:
 // __pcs_replace_empty_main() and ___slab_alloc().
-func (c *Cache) allocSlow() (unsafe.Pointer, error) {
+func (c *Cache) allocSlow(node int, gfp GFP) (unsafe.Pointer, error) {
 	k := c.c
-	a := k.a
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
-	for {
-		pc, pid, gen := k.pinUnflushed()
-		my := k.nodeOfP(pid)
-		if pc == nil {
-			unpin(pc)
-			obj, err := k.allocFromNode(c.name, my, 0)
-			return ptr(obj), err
+	pc, pid, gen := k.pinUnflushed()
+	my := k.nodeOfP(pid)
+	want := node
+	if want == mem.NumaNoNode {
+		want = my
+	}
+	if pc == nil || want != my {
+		if pc != nil {
+			statAdd(&pc.stat[AllocNodeMismatch], 1)
 		}
-		statAdd(&pc.stat[AllocSlowpath], 1)
-		if sp := pc.spare; sp != nil && sp.n > 0 {
-			pc.spare = pc.takeMain()
-			pc.setMain(sp)
-		}
-		if pc.n > 0 {
-			// The spare, or refilled by a free on this P since the
-			// fast path looked.
-			pc.n--
-			obj := pc.objs[pc.n]
-			unpin(pc)
-			return ptr(obj), nil
-		}
-		empty := pc.takeMain()
 		unpin(pc)
-
-		full, err := k.getFullSheaf(c.name, my, empty)
-		if errors.Is(err, ErrNoMemory) {
-			// The P's node is out of memory: fall back, one object.
-			obj, err := k.allocFromNode(c.name, my, 0)
-			return ptr(obj), err
-		}
-		if err != nil {
-			return nil, err
-		}
-		full.n--
-		obj := full.objs[full.n]
-		if !k.installSheaf(full, gen) {
-			a.statUnpinned(k, AllocNodeMismatch)
-		}
+		obj, err := k.allocFromNode(c.name, want, gfp, node != mem.NumaNoNode)
+		return ptr(obj), err
+	}
+	statAdd(&pc.stat[AllocSlowpath], 1)
+	if sp := pc.spare; sp != nil && sp.n > 0 {
+		pc.spare = pc.takeMain()
+		pc.setMain(sp)
+	}
+	if pc.n > 0 {
+		// The spare, or refilled by a free on this P since the fast
+		// path looked.
+		pc.n--
+		obj := pc.objs[pc.n]
+		unpin(pc)
 		return ptr(obj), nil
 	}
+	// An empty spare is the vessel to refill.
+	var vessel *objSheaf
+	if sp := pc.spare; sp != nil && len(sp.objs) == k.sheafCap {
+		vessel, pc.spare = sp, nil
+	}
+	unpin(pc)
+
+	full, err := k.getFullSheaf(c.name, my, vessel)
+	if errors.Is(err, ErrNoMemory) {
+		// The P's node is out of memory.
+		obj, err := k.allocFromNode(c.name, want, gfp, node != mem.NumaNoNode)
+		return ptr(obj), err
+	}
+	if err != nil {
+		return nil, err
+	}
+	full.n--
+	obj := full.objs[full.n]
+	if !k.installSheaf(full, gen) {
+		k.a.statUnpinned(k, AllocNodeMismatch)
+	}
+	return ptr(obj), nil
 }
 
-// getFullSheaf returns a non-empty sheaf of node's objects only, from the
-// barn (trading in empty, which may be nil) or refilled from node's slabs.
-func (k *kmemCache) getFullSheaf(name string, node int, empty *objSheaf) (*objSheaf, error) {
+// getFullSheaf returns a non-empty sheaf of node's objects only: a full
+// one from the barn (vessel, an empty sheaf or nil, going to the barn's
+// empty list), or vessel (or a new sheaf) refilled from node's slabs.
+func (k *kmemCache) getFullSheaf(name string, node int, vessel *objSheaf) (*objSheaf, error) {
 	a := k.a
 	cn := k.nodes[node].Load()
 	if cn != nil {
-		if full := cn.barnGetFull(k, empty); full != nil {
+		if full := cn.barnGetFull(k, vessel); full != nil {
 			a.statUnpinned(k, BarnGet)
 			return full, nil
 		}
 	}
 	a.statUnpinned(k, BarnGetFail)
-	sh := empty
-	if sh == nil || len(sh.objs) != k.sheafCap {
-		sh = k.newSheaf(k.sheafCap, node)
-		a.statUnpinned(k, SheafAlloc)
+	sh := vessel
+	if sh == nil {
+		if cn != nil {
+			sh = cn.barnGetEmpty()
+		}
+		if sh == nil {
+			sh = k.newSheaf(k.sheafCap, node)
+			a.statUnpinned(k, SheafAlloc)
+		}
 	}
 	sh.node = node
 	if err := k.refill(name, sh, node, ThisNode, k.sheafCap); err != nil && sh.n == 0 {
-		if cn != nil && len(sh.objs) == k.sheafCap {
-			cn.barnPutEmpty(sh)
+		if cn == nil || !cn.barnPutEmpty(sh) {
+			a.statUnpinned(k, SheafFree)
 		}
 		return nil, err
 	}
@@ -207,11 +219,13 @@ func (k *kmemCache) getFullSheaf(name string, node int, empty *objSheaf) (*objSh
 	return sh, nil
 }
 
-// installSheaf makes sh (of one node, sh.node) the P's main or spare
-// sheaf. If a flush began since gen, its objects go back to their slabs;
-// if the goroutine is now on a P of another node (it migrated while
-// unpinned), or the P has no room, sh goes to the barn or the slabs
-// (disposeSheaf). It reports whether sh went onto the P.
+// installSheaf makes sh (of one node, sh.node) the P's main sheaf if main
+// is empty (the old main becoming the spare if there is none, as the
+// kernel keeps it), else its spare if that is empty. If a flush began
+// since gen, its objects go back to their slabs; if the goroutine is now
+// on a P of another node (it migrated while unpinned), or the P has no
+// room, sh goes to the barn or the slabs (disposeSheaf). It reports
+// whether sh went onto the P.
 func (k *kmemCache) installSheaf(sh *objSheaf, gen uint64) bool {
 	pc, pid := k.pinAt(gen)
 	if pc == nil {
@@ -230,8 +244,13 @@ func (k *kmemCache) installSheaf(sh *objSheaf, gen uint64) bool {
 	var leftover *objSheaf
 	switch {
 	case pc.n == 0:
-		leftover = pc.takeMain()
+		old := pc.takeMain()
 		pc.setMain(sh)
+		if old != nil && pc.spare == nil {
+			pc.spare = old
+		} else {
+			leftover = old
+		}
 	case pc.spare == nil || pc.spare.n == 0:
 		leftover, pc.spare = pc.spare, sh
 	default:
@@ -332,14 +351,44 @@ func (k *kmemCache) takePartialLocked(cn *cacheNode, sh *objSheaf, want int) {
 }
 
 // allocFromNode takes one object from node's slabs directly, bypassing
-// sheaves (falling back to other nodes unless gfp has ThisNode). Kernel:
-// ___slab_alloc() for a node-specific request.
-func (k *kmemCache) allocFromNode(name string, node int, gfp GFP) (uintptr, error) {
+// the P's sheaves. A node-specific request (specific) whose node has no
+// free slab memory first gets back what the cache holds of the node
+// elsewhere — the node's barn and, for ThisNode, every P's sheaves
+// (reclaim) — before falling back to other nodes (never with ThisNode:
+// then it fails with ErrNoMemory). Kernel: ___slab_alloc() for a
+// node-specific request.
+func (k *kmemCache) allocFromNode(name string, node int, gfp GFP, specific bool) (uintptr, error) {
 	var buf [1]uintptr
 	one := objSheaf{}
 	one.objs, one.node = buf[:], node
-	if err := k.refill(name, &one, node, gfp, 1); err != nil {
+	if !specific {
+		if err := k.refill(name, &one, node, 0, 1); err != nil {
+			return 0, err
+		}
+		return buf[0], nil
+	}
+	err := k.refill(name, &one, node, ThisNode, 1)
+	if errors.Is(err, ErrNoMemory) {
+		k.reclaim(node, gfp&ThisNode != 0)
+		err = k.refill(name, &one, node, gfp&ThisNode, 1)
+	}
+	if err != nil {
 		return 0, err
 	}
 	return buf[0], nil
+}
+
+// reclaim gives the slabs back the free objects of node that k caches:
+// those in the node's barn and, if all, in every P's sheaves (which takes
+// a flush: a grace period). Kernel: none needed — SLUB's remote frees go
+// straight to their slab; here they travel in sheaves.
+func (k *kmemCache) reclaim(node int, all bool) {
+	if all {
+		k.a.beginFlush(k)
+		k.flushPcpuLocked()
+		k.a.endFlush(k)
+	}
+	if cn := k.nodes[node].Load(); cn != nil {
+		k.flushBarn(cn)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/hotslab/hotslab/mem"
 )
 
 // AllocBulk fills dst with objects, all or nothing: on failure the objects
@@ -18,7 +20,7 @@ func (c *Cache) AllocBulk(dst []unsafe.Pointer) error {
 	}
 	n := k.bulkFromSheaf(dst)
 	for n < len(dst) {
-		p, err := c.allocSlow()
+		p, err := c.allocSlow(mem.NumaNoNode, 0)
 		if err != nil {
 			c.FreeBulk(dst[:n])
 			clear(dst[:n])

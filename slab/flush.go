@@ -128,13 +128,28 @@ func (k *kmemCache) flushBarns() {
 		if cn == nil {
 			continue
 		}
+		k.flushBarn(cn)
 		cn.barnLock.Lock()
-		full := cn.full
-		cn.full = nil
+		dropped := len(cn.empty)
 		cn.empty = nil
 		cn.barnLock.Unlock()
-		for _, sh := range full {
-			k.flushSheaf(sh)
+		for range dropped {
+			k.a.statUnpinned(k, SheafFree)
+		}
+	}
+}
+
+// flushBarn returns the objects of cn's full sheaves to their slabs,
+// keeping the emptied sheaves in the barn as far as it has room.
+func (k *kmemCache) flushBarn(cn *cacheNode) {
+	cn.barnLock.Lock()
+	full := cn.full
+	cn.full = nil
+	cn.barnLock.Unlock()
+	for _, sh := range full {
+		k.flushSheaf(sh)
+		if !cn.barnPutEmpty(sh) {
+			k.a.statUnpinned(k, SheafFree)
 		}
 	}
 }

@@ -93,7 +93,6 @@ func (k *kmemCache) freeSlow(name string, node int, base, addr uintptr) {
 	}
 	my := k.nodeOfP(pid)
 	if node != my {
-		statAdd(&pc.stat[FreeRemote], 1)
 		r := pc.remote
 		if r != nil && r.node == node && r.n < len(r.objs) {
 			if r.n > 0 && r.objs[r.n-1] == addr {
@@ -101,11 +100,13 @@ func (k *kmemCache) freeSlow(name string, node int, base, addr uintptr) {
 				k.a.invalidFree(name, addr, "double free (object on top of the P's remote sheaf)")
 				return
 			}
+			statAdd(&pc.stat[FreeRemote], 1)
 			r.objs[r.n] = addr
 			r.n++
 			unpin(pc)
 			return
 		}
+		statAdd(&pc.stat[FreeRemote], 1)
 		pc.remote = nil
 		unpin(pc)
 		k.replaceRemote(r, node, addr, gen)
@@ -129,7 +130,13 @@ func (k *kmemCache) freeSlow(name string, node int, base, addr uintptr) {
 		unpin(pc)
 		return
 	}
+	// Main is full (the spare too, or there is none): a full main with
+	// no spare becomes the spare, as the kernel keeps it; otherwise it
+	// goes to the barn. An empty sheaf becomes main.
 	full := pc.takeMain()
+	if full != nil && pc.spare == nil {
+		pc.spare, full = full, nil
+	}
 	unpin(pc)
 
 	empty := k.getEmptySheaf(my, full)
@@ -199,10 +206,14 @@ func (k *kmemCache) putObjLocked(cn *cacheNode, s *slabHdr, addr uintptr) *slabH
 	k.pushFree(s, addr)
 	s.inuse--
 	cn.nrFree++
+	// An empty slab is discarded when the node has min_partial partial
+	// slabs: the kernel's nr_partial >= min_partial, counted before a
+	// slab that was full joins the list.
+	nrPartial := cn.partial.n
 	if !s.onList {
 		cn.partial.push(k.a, s)
 	}
-	if s.inuse == 0 && cn.partial.n > k.minPartial {
+	if s.inuse == 0 && nrPartial >= k.minPartial {
 		cn.partial.remove(k.a, s)
 		cn.nrSlabs--
 		cn.nrFree -= int64(k.objects)

@@ -49,6 +49,8 @@ func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 	}
 	if sh == nil {
 		sh = k.newSheaf(max(n, k.sheafCap), node)
+		k.a.statUnpinned(k, SheafAlloc)
+		k.a.statUnpinned(k, SheafRefill)
 		if err := k.refill(c.name, sh, node, 0, n); err != nil {
 			k.flushSheaf(sh)
 			return nil, err
@@ -131,6 +133,7 @@ func (s *Sheaf) Refill(n int) error {
 	s.sync()
 	if n > len(s.sh.objs) {
 		bigger := k.newSheaf(n, s.sh.node)
+		k.a.statUnpinned(k, SheafAlloc)
 		bigger.n = copy(bigger.objs, s.sh.objs[:s.sh.n])
 		s.sh = bigger
 	}
@@ -140,6 +143,7 @@ func (s *Sheaf) Refill(n int) error {
 	} else if s.sh.node != node {
 		s.sh.node = mixedNode
 	}
+	k.a.statUnpinned(k, SheafRefill)
 	err := k.refill(s.c.name, s.sh, node, 0, n)
 	s.n, s.objs = s.sh.n, s.sh.objs
 	return err
