@@ -368,9 +368,13 @@ func (k *kmemCache) allocFromNode(name string, node int, gfp GFP, specific bool)
 		return buf[0], nil
 	}
 	err := k.refill(name, &one, node, ThisNode, 1)
-	if errors.Is(err, ErrNoMemory) {
+	if errors.Is(err, ErrNoMemory) && k.a.sys.NodeHasMemory(node) {
+		// (A node without memory has no slab: nothing to reclaim.)
 		k.reclaim(node, gfp&ThisNode != 0)
-		err = k.refill(name, &one, node, gfp&ThisNode, 1)
+		err = k.refill(name, &one, node, ThisNode, 1)
+	}
+	if errors.Is(err, ErrNoMemory) && gfp&ThisNode == 0 {
+		err = k.refill(name, &one, node, 0, 1)
 	}
 	if err != nil {
 		return 0, err

@@ -138,3 +138,11 @@ func (k *kmemCache) pinUnflushed() (pc *pcpuSheaves, pid int, gen uint64) {
 func (k *kmemCache) nodeOfP(pid int) int {
 	return int(k.procNode[uint(pid)%uint(len(k.procNode))].Load())
 }
+
+// callerNode returns the node of the calling goroutine's P's objects.
+func (k *kmemCache) callerNode() int {
+	pid := percpu.Pin()
+	node := k.nodeOfP(pid)
+	percpu.Unpin()
+	return node
+}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"unsafe"
-
-	"github.com/hotslab/hotslab/internal/percpu"
 )
 
 // Sheaf is a prefilled sheaf: a private array of ready objects that one
@@ -164,14 +162,6 @@ func (s *Sheaf) Return() {
 	k.disposeSheaf(s.sh)
 	s.sh, s.n, s.objs = &objSheaf{}, 0, nil
 	k.a.statUnpinned(k, SheafReturn)
-}
-
-// callerNode returns the node of the calling goroutine's P's objects.
-func (k *kmemCache) callerNode() int {
-	pid := percpu.Pin()
-	node := k.nodeOfP(pid)
-	percpu.Unpin()
-	return node
 }
 
 // sheafNode returns the node of every object of sh, or mixedNode: a
