@@ -110,8 +110,10 @@ func (cn *cacheNode) barnGetFull(k *kmemCache, empty *objSheaf) *objSheaf {
 	cn.barnLock.Lock()
 	defer cn.barnLock.Unlock()
 	full := cn.full.pop()
-	if full != nil && empty != nil && len(empty.objs) == k.sheafCap {
-		cn.empty.push(empty, maxBarnEmpty)
+	if full != nil && empty != nil {
+		if len(empty.objs) != k.sheafCap || !cn.empty.push(empty, maxBarnEmpty) {
+			k.a.statUnpinned(k, SheafFree)
+		}
 	}
 	return full
 }

@@ -134,6 +134,7 @@ func (s *Sheaf) Refill(n int) error {
 	if n > len(s.sh.objs) {
 		bigger := k.newSheaf(n, s.sh.node)
 		k.a.statUnpinned(k, SheafAlloc)
+		k.a.statUnpinned(k, SheafFree) // the old one
 		bigger.n = copy(bigger.objs, s.sh.objs[:s.sh.n])
 		s.sh = bigger
 	}
