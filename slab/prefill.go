@@ -84,18 +84,17 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 	n := s.n
 	if off := addr - k.memBase; off < k.memSize && uint(n) < uint(len(s.objs)) {
 		h := (*slabHdr)(unsafe.Add(k.vmemmap, (off>>pageShift)*pageStructSize+pageOwnerOff)) // hdrAt
-		if soff := addr - h.base; h.cache == k.id && k.objStart(h.base, addr) && (n == 0 || s.objs[n-1] != addr) {
-			// freelistHead: the slab's head page is h's own in the
-			// slab's first page.
-			head := h
-			if soff >= pageSize {
-				head = (*slabHdr)(unsafe.Add(unsafe.Pointer(h), -int(soff>>pageShift)*int(pageStructSize)))
-			}
-			if atomic.LoadUint32(&head.freelist) != uint32(soff)+1 {
-				s.objs[n] = addr
-				s.n = n + 1
-				return
-			}
+		// The slab's head page, for freelistHead: h's own in the slab's
+		// first page.
+		head, soff := h, addr-h.base
+		if soff >= pageSize {
+			head = (*slabHdr)(unsafe.Add(unsafe.Pointer(h), -int(soff>>pageShift)*int(pageStructSize)))
+		}
+		if h.cache == k.id && k.objStart(h.base, addr) && (n == 0 || s.objs[n-1] != addr) &&
+			atomic.LoadUint32(&head.freelist) != uint32(soff)+1 {
+			s.objs[n] = addr
+			s.n = n + 1
+			return
 		}
 	}
 	s.freeSlow(p)
