@@ -179,9 +179,7 @@ func (c *Cache) allocSlow(node int, gfp GFP) (unsafe.Pointer, error) {
 	}
 	full.n--
 	obj := full.objs[full.n]
-	if !k.installSheaf(full, gen) {
-		k.a.statUnpinned(k, AllocNodeMismatch)
-	}
+	k.installSheaf(full, gen)
 	return ptr(obj), nil
 }
 
@@ -238,6 +236,7 @@ func (k *kmemCache) installSheaf(sh *objSheaf, gen uint64) bool {
 	}
 	if sh.node != k.nodeOfP(pid) {
 		unpin(pc)
+		k.a.statUnpinned(k, AllocNodeMismatch)
 		k.disposeSheaf(sh)
 		return false
 	}
@@ -265,8 +264,9 @@ func (k *kmemCache) installSheaf(sh *objSheaf, gen uint64) bool {
 
 // refill fills sh up to want objects from node's partial slabs, then from
 // new slabs of node. If node has no free memory and gfp has no ThisNode,
-// it falls back to the other nodes' partial slabs, then to a new slab
-// wherever the page allocator finds one (sh.node becomes mixedNode).
+// it falls back to the other nodes' partial slabs (in node order after
+// node), then to a new slab wherever the page allocator's zonelist finds
+// one (sh.node becomes mixedNode).
 // Kernel: refill_sheaf() / __refill_objects(), get_any_partial().
 func (k *kmemCache) refill(name string, sh *objSheaf, node int, gfp GFP, want int) error {
 	want = min(want, len(sh.objs))
@@ -290,6 +290,9 @@ func (k *kmemCache) refill(name string, sh *objSheaf, node int, gfp GFP, want in
 		if cn == nil {
 			k.discardSlab(s)
 			return fmt.Errorf("slab: cache %q: node %d: %w: %w", name, s.node, errNoNode, ErrNoMemory)
+		}
+		if int(s.node) != sh.node {
+			sh.node = mixedNode
 		}
 		cn.listLock.Lock()
 		cn.nrSlabs++

@@ -128,7 +128,11 @@ func (k *kmemCache) bulkNode(objs []unsafe.Pointer) int {
 		}
 		// The slab's freelist head, read once: a free racing with this
 		// one may be missed, never a valid one refused.
-		headFree := uintptr(atomic.LoadUint32(&k.hdrAt(h.base).freelist))
+		hh := k.hdrAt(h.base)
+		if hh == nil {
+			return -2 // a slab going away under a racing invalid free
+		}
+		headFree := uintptr(atomic.LoadUint32(&hh.freelist))
 		var n int
 		var seen uint64
 		if k.sizeMask != 0 {

@@ -168,15 +168,16 @@ func (a *Allocator) allocID() uint32 {
 }
 
 // uniqueIDLocked names k's /sys/kernel/slab directory: a mergeable
-// cache's ":[flags-]%07u" (with "-<cache id>" added in the rare case that
-// another live cache has the same one: same slot size and flags, but not
-// mergeable with it for alignment), an unmergeable cache's own name, as
-// the kernel's sysfs_slab_add() does. Called with slab_mutex held.
+// cache's ":[flags-]%07u", an unmergeable cache's own name, as the
+// kernel's sysfs_slab_add() does — with "-<cache id>" added in the rare
+// case that another live cache has the same one (same slot size and
+// flags but not mergeable with it for alignment, or a name that looks
+// like an id). Called with slab_mutex held.
 func (a *Allocator) uniqueIDLocked(k *kmemCache) string {
-	if !k.mergeable() {
-		return k.name
+	id := k.name
+	if k.mergeable() {
+		id = k.mergeID()
 	}
-	id := k.mergeID()
 	for _, o := range a.caches {
 		if o.uniqueID == id {
 			return fmt.Sprintf("%s-%d", id, k.id)
@@ -200,8 +201,9 @@ func (k *kmemCache) initNode(n int) {
 // Destroy removes the handle: from then on it refuses to allocate
 // (ErrDestroyed) and to free (reported as an invalid free). When it is the
 // last name of its cache, the cache is flushed and shrunk and, if objects
-// remain, Destroy fails with an error wrapping ErrBusy (EBUSY) naming the
-// cache and the count, and the cache and handle stay usable. A kmalloc
+// remain (prefilled sheaves not returned count, even empty ones), Destroy
+// fails with an error wrapping ErrBusy (EBUSY) naming the cache and the
+// count, and the cache and handle stay usable. A kmalloc
 // cache's handle refuses with ErrPermanent (EPERM); a destroyed handle
 // with ErrDestroyed. Kernel: kmem_cache_destroy().
 func (c *Cache) Destroy() error {
@@ -238,6 +240,9 @@ func (c *Cache) Destroy() error {
 			slabs += cn.nrSlabs
 			cn.listLock.Unlock()
 		}
+	}
+	if n := k.prefilled.Load(); n != 0 && slabs == 0 {
+		return fmt.Errorf("slab: kmem_cache_destroy %s: %d prefilled sheaves not returned: %w", c.name, n, ErrBusy)
 	}
 	if slabs != 0 {
 		return fmt.Errorf("slab: kmem_cache_destroy %s: Slab cache still has objects (%d in use, %d slabs): %w", c.name, inUse, slabs, ErrBusy)

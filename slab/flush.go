@@ -81,6 +81,12 @@ func (k *kmemCache) flushSheaf(sh *objSheaf) {
 	for i := 0; i < sh.n; i++ {
 		addr := sh.objs[i]
 		s, _ := k.a.slabOf(addr)
+		if s == nil || s.cache != k.id {
+			// Only an undetected double free (the slab went away
+			// meanwhile) can put such a pointer in a sheaf: drop it.
+			k.a.log.Error("slab: flushing a sheaf: not an object of the cache (an undetected double free?)", "cache", k.name, "addr", addr)
+			continue
+		}
 		if n := k.nodes[s.node].Load(); n != cn {
 			if cn != nil {
 				cn.listLock.Unlock()
@@ -92,7 +98,9 @@ func (k *kmemCache) flushSheaf(sh *objSheaf) {
 			discard = append(discard, d)
 		}
 	}
-	cn.listLock.Unlock()
+	if cn != nil {
+		cn.listLock.Unlock()
+	}
 	sh.n = 0
 	for _, s := range discard {
 		k.discardSlab(s)

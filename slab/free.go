@@ -178,6 +178,7 @@ func (k *kmemCache) replaceRemote(r *objSheaf, node int, addr uintptr, gen uint6
 	unpin(pc)
 	if r != nil {
 		k.flushSheaf(r)
+		k.a.statUnpinned(k, SheafFree)
 	}
 }
 

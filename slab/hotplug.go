@@ -84,5 +84,18 @@ func (a *Allocator) resetProcNodes() {
 		k.flushPcpuLocked()
 	}
 	a.computeProcNodes()
+	// The emptied main and spare sheaves stay on their Ps: they now
+	// collect objects of the P's new node.
+	for _, k := range a.caches {
+		for p := range k.pcpu {
+			pc := &k.pcpu[p]
+			node := int(a.procNode[p].Load())
+			for _, sh := range []*objSheaf{pc.main, pc.spare} {
+				if sh != nil {
+					sh.node = node
+				}
+			}
+		}
+	}
 	a.endFlush()
 }

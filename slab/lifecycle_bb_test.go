@@ -289,3 +289,88 @@ func TestSmallContracts(t *testing.T) {
 		t.Errorf("error %q reads more than once", err)
 	}
 }
+
+// A prefilled sheaf outlives neither its allocator nor its cache: after
+// Close its Return does nothing (not even to a new Allocator over the
+// same System, whose cache has the same id); Destroy refuses while one is
+// out, even empty; a second Return does nothing.
+func TestPrefilledSheafLifetime(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	c := mustCache(t, e.a, "pre", 64, &slab.CacheOptions{Flags: slab.NoMerge})
+	sh, err := c.PrefillSheaf(200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := sh.Alloc(); p != nil; p = sh.Alloc() {
+		c.Free(p)
+	}
+	if err := c.Destroy(); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("Destroy with an empty prefilled sheaf out: %v", err)
+	}
+	sh.Return()
+	returns := c.Stats().Counters[slab.SheafReturn]
+	sh.Return()
+	if got := c.Stats().Counters[slab.SheafReturn]; got != returns {
+		t.Fatalf("a second Return counted: %d → %d", returns, got)
+	}
+	if err := sh.Refill(4); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Refill of a returned sheaf: %v", err)
+	}
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+
+	c = mustCache(t, e.a, "pre2", 64, &slab.CacheOptions{Flags: slab.NoMerge})
+	sh, err = c.PrefillSheaf(200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.Alloc()
+	e.a.Close()
+	b, err := slab.New(e.sys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c2, err := b.NewCache("pre2", 64, &slab.CacheOptions{Flags: slab.NoMerge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := make([]unsafe.Pointer, 300)
+	if err := c2.AllocBulk(live); err != nil {
+		t.Fatal(err)
+	}
+	st := c2.Stats()
+	before := st.ActiveObjects()
+	sh.Return() // the old allocator's: nothing may change in the new one
+	st = c2.Stats()
+	if st.ActiveObjects() != before {
+		t.Fatalf("Return of a sheaf of a closed allocator changed the new one: %d → %d active", before, st.ActiveObjects())
+	}
+	more := make([]unsafe.Pointer, 300)
+	if err := c2.AllocBulk(more); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[unsafe.Pointer]bool{}
+	for _, p := range append(live, more...) {
+		if seen[p] {
+			t.Fatalf("%p handed out twice", p)
+		}
+		seen[p] = true
+	}
+	c2.FreeBulk(live)
+	c2.FreeBulk(more)
+	if bad := e.refused(); len(bad) != 0 {
+		t.Fatalf("refused: %v", bad)
+	}
+}
+
+// A name that looks like a generated id does not share it.
+func TestUniqueIDNameCollision(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	x := mustCache(t, e.a, ":0000064", 10, &slab.CacheOptions{Flags: slab.NoMerge})
+	k, _ := e.a.Lookup("kmalloc-64")
+	if x.UniqueID() == k.UniqueID() {
+		t.Fatalf("cache %q has kmalloc-64's UniqueID %q", x.Name(), k.UniqueID())
+	}
+}

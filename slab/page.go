@@ -168,6 +168,17 @@ func (k *kmemCache) pushFree(s *slabHdr, obj uintptr) {
 	atomic.StoreUint32(&s.freelist, uint32(obj-s.base)+1)
 }
 
+// headsFreelist is freelistHead for an object at offset off of the slab
+// whose struct page (of the object's page) holds h: in the slab's first
+// page the head page is h's own, else off/page struct pages before it.
+func headsFreelist(h *slabHdr, off uintptr) bool {
+	head := h
+	if off >= pageSize {
+		head = (*slabHdr)(unsafe.Add(unsafe.Pointer(h), -int(off>>pageShift)*int(pageStructSize)))
+	}
+	return atomic.LoadUint32(&head.freelist) == uint32(off)+1
+}
+
 // freelistHead reports whether addr, an object of the slab at base, heads
 // the slab's freelist: it was the last object freed to the slab and is
 // free, so freeing it again is a double free (the hardened freelist's

@@ -4,7 +4,6 @@ package slab
 
 import (
 	"fmt"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -51,9 +50,11 @@ func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 		k.a.statUnpinned(k, SheafRefill)
 		if err := k.refill(c.name, sh, node, 0, n); err != nil {
 			k.flushSheaf(sh)
+			k.a.statUnpinned(k, SheafFree)
 			return nil, err
 		}
 	}
+	k.prefilled.Add(1)
 	k.a.statUnpinned(k, SheafPrefill)
 	return &Sheaf{n: sh.n, objs: sh.objs, c: c, k: k, sh: sh}, nil
 }
@@ -84,14 +85,8 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 	n := s.n
 	if off := addr - k.memBase; off < k.memSize && uint(n) < uint(len(s.objs)) {
 		h := (*slabHdr)(unsafe.Add(k.vmemmap, (off>>pageShift)*pageStructSize+pageOwnerOff)) // hdrAt
-		// The slab's head page, for freelistHead: h's own in the slab's
-		// first page.
-		head, soff := h, addr-h.base
-		if soff >= pageSize {
-			head = (*slabHdr)(unsafe.Add(unsafe.Pointer(h), -int(soff>>pageShift)*int(pageStructSize)))
-		}
 		if h.cache == k.id && k.objStart(h.base, addr) && (n == 0 || s.objs[n-1] != addr) &&
-			atomic.LoadUint32(&head.freelist) != uint32(soff)+1 {
+			!headsFreelist(h, addr-h.base) {
 			s.objs[n] = addr
 			s.n = n + 1
 			return
@@ -129,6 +124,9 @@ func (s *Sheaf) Refill(n int) error {
 	if err := s.c.usable(); err != nil {
 		return err
 	}
+	if s.sh == nil {
+		return fmt.Errorf("slab: cache %q: refill of a returned sheaf: %w", s.c.name, ErrInvalid)
+	}
 	s.sync()
 	if n > len(s.sh.objs) {
 		bigger := k.newSheaf(n, s.sh.node)
@@ -150,17 +148,23 @@ func (s *Sheaf) Refill(n int) error {
 }
 
 // Return gives the sheaf and its remaining objects back to the cache; the
-// sheaf must not be used afterwards (if it is, Alloc returns nil and Free
-// frees to the cache). Kernel: kmem_cache_return_sheaf().
+// sheaf must not be used afterwards (if it is, Alloc returns nil, Free
+// frees to the cache and Refill fails). After Allocator.Close it does
+// nothing (Close freed the objects). Kernel: kmem_cache_return_sheaf().
 func (s *Sheaf) Return() {
 	if s.sh == nil {
 		return
 	}
 	k := s.c.c
 	s.sync()
-	s.sh.node = k.sheafNode(s.sh)
-	k.disposeSheaf(s.sh)
-	s.sh, s.n, s.objs = &objSheaf{}, 0, nil
+	sh := s.sh
+	s.sh, s.n, s.objs = nil, 0, nil
+	if k.a.closed.Load() {
+		return // Close freed its objects with every other page
+	}
+	sh.node = k.sheafNode(sh)
+	k.disposeSheaf(sh)
+	k.prefilled.Add(-1)
 	k.a.statUnpinned(k, SheafReturn)
 }
 
