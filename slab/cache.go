@@ -96,12 +96,12 @@ type kmemCache struct {
 	random     uintptr // freelist pointer hardening
 	fpOffset   uintptr // where the free pointer lives in a free object
 
-	flushGen atomic.Uint64               // bumped by every flush of k
+	flushGen atomic.Uint64 // bumped by every flush of k
 	// prefilled counts the prefilled sheaves handed out and not
 	// returned: Destroy refuses while there are any.
 	prefilled atomic.Int64
-	slowStat [NumStats]uint64            // slow-path events, atomic
-	nodes    []atomic.Pointer[cacheNode] // never freed once set
+	slowStat  [NumStats]uint64            // slow-path events, atomic
+	nodes     []atomic.Pointer[cacheNode] // never freed once set
 }
 
 // cacheNode is a cache's per-node part (struct kmem_cache_node) with its
