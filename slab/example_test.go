@@ -109,5 +109,5 @@ func ExampleAllocator_Kmalloc() {
 	fmt.Println(a.Ksize(p), a.Ksize(q))
 	a.Kfree(p)
 	a.Kfree(q)
-	// Output: 128 32768
+	// Output: 112 32768
 }

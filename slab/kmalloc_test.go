@@ -14,7 +14,7 @@ import (
 
 func TestKmalloc(t *testing.T) {
 	e := newEnv(t, memCfg())
-	want := map[int]int{1: 8, 8: 8, 9: 16, 33: 64, 65: 96, 96: 96, 97: 128, 129: 192, 193: 256, 1000: 1024, 4097: 8192, 8192: 8192}
+	want := map[int]int{1: 8, 8: 8, 9: 16, 17: 24, 33: 40, 49: 56, 65: 80, 96: 96, 97: 112, 129: 160, 193: 224, 600: 640, 1000: 1024, 3000: 3072, 4097: 5120, 8192: 8192}
 	for size, class := range want {
 		p, err := e.a.Kmalloc(size, 0)
 		if err != nil {
@@ -29,8 +29,30 @@ func TestKmalloc(t *testing.T) {
 	for _, c := range e.a.KmallocCaches() {
 		names = append(names, c.Name())
 	}
-	if got := strings.Join(names, " "); got != "kmalloc-8 kmalloc-16 kmalloc-32 kmalloc-64 kmalloc-96 kmalloc-128 kmalloc-192 kmalloc-256 kmalloc-512 kmalloc-1k kmalloc-2k kmalloc-4k kmalloc-8k" {
+	if got := strings.Join(names, " "); got != "kmalloc-8 kmalloc-16 kmalloc-24 kmalloc-32 kmalloc-40 kmalloc-48 kmalloc-56 kmalloc-64 kmalloc-80 kmalloc-96 kmalloc-112 kmalloc-128 "+
+		"kmalloc-160 kmalloc-192 kmalloc-224 kmalloc-256 kmalloc-320 kmalloc-384 kmalloc-448 kmalloc-512 "+
+		"kmalloc-640 kmalloc-768 kmalloc-896 kmalloc-1k kmalloc-1280 kmalloc-1536 kmalloc-1792 kmalloc-2k "+
+		"kmalloc-2560 kmalloc-3k kmalloc-3584 kmalloc-4k kmalloc-5k kmalloc-6k kmalloc-7k kmalloc-8k" {
 		t.Fatalf("kmalloc caches: %s", got)
+	}
+	// Every size's class: the smallest that holds it, wasting at most 7
+	// bytes up to 32 and less than a fifth of the class above.
+	for size := 1; size <= KmallocMaxCacheSize; size++ {
+		c := e.a.kmallocCache(size)
+		class := c.ObjectSize()
+		smallest := 0
+		for _, sz := range kmallocSizes {
+			if sz >= size {
+				smallest = sz
+				break
+			}
+		}
+		if class != smallest {
+			t.Fatalf("kmalloc(%d) in %s, not kmalloc-%d", size, c.Name(), smallest)
+		}
+		if waste := class - size; size <= 32 && waste > 7 || size > 32 && waste*5 >= class {
+			t.Fatalf("kmalloc(%d) wastes %d bytes of %s", size, waste, c.Name())
+		}
 	}
 	// Large: straight from the page allocator.
 	big, err := e.a.Kmalloc(10000, Zero)
@@ -47,9 +69,9 @@ func TestKmalloc(t *testing.T) {
 	}
 	e.a.Kfree(big)
 	// krealloc keeps the contents.
-	p, _ := e.a.Kmalloc(40, 0)
-	fill(p, 40, 0x5a)
-	q, err := e.a.Krealloc(p, 60, 0)
+	p, _ := e.a.Kmalloc(34, 0)
+	fill(p, 34, 0x5a)
+	q, err := e.a.Krealloc(p, 40, 0)
 	if err != nil || q != p {
 		t.Fatalf("krealloc within the class moved: %v", err)
 	}
@@ -57,7 +79,7 @@ func TestKmalloc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, q, 40, 0x5a)
+	check(t, q, 34, 0x5a)
 	e.a.Kfree(q)
 	for _, bad := range []int{0, -1, mem.PageSize<<mem.MaxOrder + 1} {
 		if _, err := e.a.Kmalloc(bad, 0); !errors.Is(err, syscall.EINVAL) {

@@ -23,7 +23,7 @@ func TestRunSmall(t *testing.T) {
 		t.Fatalf("%v\n%s", err, errb.String())
 	}
 	s := out.String()
-	for _, want := range []string{"slabinfo - version: 2.1", "session ", "kmalloc-64 ", "memory0 ", "all objects freed, caches destroyed"} {
+	for _, want := range []string{"slabinfo - version: 2.1", "inode_cache ", "kmalloc-64 ", "memory0 ", "all objects freed, caches destroyed"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("output lacks %q:\n%s", want, s)
 		}
