@@ -22,7 +22,7 @@ const (
 	costlyOrder = 3
 	// minObjects is how many slots a slab should hold, so that a sheaf
 	// refills from few slabs.
-	minObjects = 16
+	minObjects   = 16
 	cacheLine    = 64
 	maxBarnFull  = 10
 	maxBarnEmpty = 10
