@@ -45,7 +45,8 @@ type Allocator struct {
 
 	onInvalid func(*InvalidFree)
 
-	// slabMutex protects caches, byName, slabNodes, nextID, freeIDs and
+	// slabMutex protects caches, byName, slabNodes, nextID, freeIDs,
+	// magazines and
 	// every cache's refcount, names and node array writes. Kernel:
 	// slab_mutex.
 	slabMutex lockdep.Mutex
@@ -75,6 +76,9 @@ type Allocator struct {
 	// test hook: fail per-node structure creation for a node.
 	failNodeInit atomic.Int32 // node+1, 0 = off
 
+	// magazines are the open Magazines (slab_mutex), emptied by Close.
+	magazines map[*Magazine]struct{}
+
 	unregister []func()
 	closed     atomic.Bool // set once by Close (under slab_mutex)
 }
@@ -91,7 +95,7 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	if sys == nil {
 		return nil, fmt.Errorf("slab: nil memory system: %w", syscall.EINVAL)
 	}
-	a := &Allocator{sys: sys, byName: make(map[string]*Cache), nextID: 1}
+	a := &Allocator{sys: sys, byName: make(map[string]*Cache), nextID: 1, magazines: make(map[*Magazine]struct{})}
 	if _, taken := owners.LoadOrStore(sys, a); taken {
 		return nil, fmt.Errorf("slab: the memory system already has an allocator (close it first): %w", syscall.EBUSY)
 	}
@@ -152,6 +156,10 @@ func (a *Allocator) Close() {
 		k.memSize = 0
 	}
 	a.endFlush()
+	for m := range a.magazines {
+		m.detach()
+	}
+	clear(a.magazines)
 	var live int64
 	for _, k := range a.caches {
 		k.flushBarns()

@@ -30,9 +30,10 @@ import (
 type Magazine struct {
 	n    int
 	objs []uintptr
-	// Copies of the cache's constant fields for the free path's checks
-	// (the cache's range is read from k: Allocator.Close empties it).
+	// Copies of the cache's fields for the free path's checks
+	// (Allocator.Close empties size, as it empties the cache's).
 	base    uintptr
+	size    uintptr
 	vmemmap unsafe.Pointer
 	id      uint32
 	// mask is the cache's sizeMask for a power-of-two size, else all
@@ -56,11 +57,18 @@ func (c *Cache) NewMagazine(size int) (*Magazine, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
-	m := &Magazine{objs: make([]uintptr, size), base: k.memBase, vmemmap: k.vmemmap, id: k.id,
+	m := &Magazine{objs: make([]uintptr, size), base: k.memBase, size: k.memSize, vmemmap: k.vmemmap, id: k.id,
 		mask: ^uintptr(0), k: k, c: c}
 	if k.sizeMask != 0 {
 		m.mask = k.sizeMask
 	}
+	a := k.a
+	a.slabMutex.Lock()
+	defer a.slabMutex.Unlock()
+	if a.closed.Load() {
+		return nil, fmt.Errorf("slab: cache %q: %w", c.name, ErrClosed)
+	}
+	a.magazines[m] = struct{}{}
 	k.prefilled.Add(1)
 	return m, nil
 }
@@ -108,7 +116,7 @@ func (m *Magazine) allocSlow() unsafe.Pointer {
 // room) is a handful of loads and compares with no P lookup and no pin.
 func (m *Magazine) Free(p unsafe.Pointer) {
 	addr, n := uintptr(p), m.n
-	if off := addr - m.base; off < m.k.memSize && uint(n) < uint(len(m.objs)) {
+	if off := addr - m.base; off < m.size && uint(n) < uint(len(m.objs)) {
 		h := (*slabHdr)(unsafe.Add(m.vmemmap, off>>pageShift*pageStructSize+pageOwnerOff)) // hdrAt
 		if soff := addr - h.base; h.cache == m.id && soff&m.mask == 0 && soff < pageSize &&
 			(n == 0 || m.objs[n-1] != addr) && atomic.LoadUint32(&h.freelist) != uint32(soff)+1 {
@@ -172,21 +180,28 @@ func (m *Magazine) Cap() int { return len(m.objs) }
 
 // Flush gives every object in the magazine back to the cache.
 func (m *Magazine) Flush() {
-	if m.n > 0 && !m.k.a.closed.Load() {
+	if m.n > 0 {
 		m.flush(m.n)
 	}
 }
 
 // Close flushes the magazine and detaches it from the cache; it must not
-// be used afterwards (Alloc returns nil, Free refuses). After
-// Allocator.Close it only detaches (Close freed the objects).
+// be used afterwards (Alloc returns nil, Free refuses). Allocator.Close
+// empties every open magazine (their objects are freed with every other
+// page), so a magazine then refuses too.
 func (m *Magazine) Close() {
 	if m.objs == nil {
 		return
 	}
-	if !m.k.a.closed.Load() {
-		m.Flush()
-		m.k.prefilled.Add(-1)
-	}
-	m.n, m.objs = 0, nil
+	m.Flush()
+	a := m.k.a
+	a.slabMutex.Lock()
+	delete(a.magazines, m)
+	a.slabMutex.Unlock()
+	m.k.prefilled.Add(-1)
+	m.n, m.objs, m.size = 0, nil, 0
 }
+
+// detach empties a magazine on Allocator.Close (with slab_mutex held):
+// Close frees its objects with every other page.
+func (m *Magazine) detach() { m.n, m.objs, m.size = 0, nil, 0 }

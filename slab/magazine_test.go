@@ -174,3 +174,28 @@ func TestMagazineConcurrent(t *testing.T) {
 		t.Fatalf("%d slabs, %d active after every magazine closed", st.Slabs(), st.ActiveObjects())
 	}
 }
+
+// Allocator.Close empties open magazines: Alloc returns nil and Free
+// refuses, instead of handing out or taking freed memory.
+func TestMagazineAfterClose(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("mag-close", 64, &CacheOptions{Flags: NoMerge})
+	m, err := c.NewMagazine(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.Alloc()
+	m.Free(m.Alloc())
+	e.a.Close()
+	if q := m.Alloc(); q != nil || m.Err() == nil {
+		t.Fatalf("Alloc after Allocator.Close: %p, %v", q, m.Err())
+	}
+	m.Free(p)
+	if bad := e.invalid(); len(bad) != 1 {
+		t.Fatalf("Free after Allocator.Close: %v", bad)
+	}
+	m.Close()
+	if _, err := c.NewMagazine(8); err == nil {
+		t.Fatal("NewMagazine after Allocator.Close")
+	}
+}
