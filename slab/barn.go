@@ -27,9 +27,12 @@ type sheafFields struct {
 // mixedNode is the node of a sheaf whose objects may be of several nodes.
 const mixedNode = -1
 
+// newSheaf returns an empty sheaf. Its array is preceded by a zero word
+// (objs[-1] in memory), so the assembly free compares the top of any
+// sheaf with the pointer freed without checking for an empty one first.
 func (k *kmemCache) newSheaf(capacity, node int) *objSheaf {
 	sh := &objSheaf{}
-	sh.objs, sh.node = make([]uintptr, capacity), node
+	sh.objs, sh.node = make([]uintptr, capacity+1)[1:], node
 	return sh
 }
 

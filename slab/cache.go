@@ -53,7 +53,11 @@ type CacheOptions struct {
 // Cache is a handle on a slab cache: the name a user created. Several
 // handles can share one underlying cache when they were merged.
 type Cache struct {
-	// c and dead are read by the assembly fast paths (fast_amd64.s).
+	// fast is the cache the assembly fast paths use (fast_amd64.s): c,
+	// or deadCache once the handle is destroyed, so that they need no
+	// check of their own for it. Written by Destroy, which must not run
+	// concurrently with other calls on the same handle.
+	fast    *kmemCache
 	c       *kmemCache
 	dead    atomic.Bool // Destroy succeeded for this handle
 	kmalloc bool        // a kmalloc cache's own handle: permanent
@@ -72,6 +76,12 @@ type kmemCache struct {
 	vmemmap   unsafe.Pointer // the Page of memBase
 	id        uint32         // index in Allocator.table, kept in every slab page
 	sizeMask  uintptr        // size-1 when size is a power of two, else 0
+	// fastMask is sizeMask for a power-of-two size, else all ones (the
+	// assembly's mask test then sends every offset to its reciprocal
+	// check); fastProcs is len(pcpu) when the assembly fast paths are
+	// on, else 0 (every P id is then out of range for them).
+	fastMask  uintptr
+	fastProcs int
 	sizeShift uint           // log2(size) when size is a power of two
 	slabBytes uintptr        // objects*size
 	recip     uint64

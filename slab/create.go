@@ -73,7 +73,7 @@ func (a *Allocator) NewCache(name string, size int, opts *CacheOptions) (*Cache,
 		if int32(size) > k.objectSize.Load() {
 			k.objectSize.Store(int32(size))
 		}
-		h.c = k
+		h.c, h.fast = k, k
 		a.byName[name] = h
 		return h, nil
 	}
@@ -81,7 +81,7 @@ func (a *Allocator) NewCache(name string, size int, opts *CacheOptions) (*Cache,
 	if err != nil {
 		return nil, err
 	}
-	h.c = k
+	h.c, h.fast = k, k
 	a.byName[name] = h
 	return h, nil
 }
@@ -123,7 +123,12 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	if o.Ctor != nil {
 		k.fpOffset = uintptr(alignUp(size, MinAlign))
 	}
+	k.fastMask = ^uintptr(0)
+	if fastPath {
+		k.fastProcs = len(a.procNode)
+	}
 	if slot&(slot-1) == 0 {
+		k.fastMask = uintptr(slot - 1)
 		k.sizeMask = uintptr(slot - 1)
 		k.sizeShift = uint(bits.TrailingZeros(uint(slot)))
 	}
@@ -224,7 +229,7 @@ func (c *Cache) Destroy() error {
 		k.refcount--
 		k.removeName(c.name)
 		delete(a.byName, c.name)
-		c.dead.Store(true)
+		c.kill()
 		return nil
 	}
 	a.beginFlush(k)
@@ -260,9 +265,19 @@ func (c *Cache) Destroy() error {
 		return t
 	})
 	a.freeIDs = append(a.freeIDs, k.id)
-	c.dead.Store(true)
+	c.kill()
 	return nil
 }
+
+// kill marks the handle destroyed: its fast paths see deadCache from now
+// on (no sheaf, an empty range), so they go to the Go paths, which refuse.
+func (c *Cache) kill() {
+	c.dead.Store(true)
+	c.fast = deadCache
+}
+
+// deadCache is what a destroyed handle's fast paths see.
+var deadCache = &kmemCache{}
 
 func (k *kmemCache) removeName(name string) {
 	for i, n := range k.names {

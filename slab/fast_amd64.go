@@ -31,8 +31,8 @@ func cacheFree(c *Cache, p unsafe.Pointer)
 const asmBuild = true
 
 // fastPath is whether the assembly fast paths are used: their runtime
-// offsets must agree with runtime.procPin, else they jump straight to the
-// pinned Go paths (fast_amd64.s reads this variable).
+// offsets must agree with runtime.procPin, else every cache's fastProcs
+// is 0 and they jump straight to the pinned Go paths.
 var fastPath = procIDAgrees()
 
 func procIDAgrees() bool {

@@ -66,17 +66,13 @@ TEXT ·procID(SB), NOSPLIT|NOFRAME, $0-8
 // Pops the P's main sheaf; everything else is cacheAllocGo's.
 // Kernel: alloc_from_pcs().
 TEXT ·cacheAlloc(SB), NOSPLIT|NOFRAME, $0-32
-	CMPB ·fastPath(SB), $0
-	JEQ  aslow
 	MOVQ c+0(FP), DX
-	CMPL Cache_dead(DX), $0
-	JNE  aslow                      // destroyed handle
-	MOVQ Cache_c(DX), DX            // k
+	MOVQ Cache_fast(DX), DX         // k (deadCache once destroyed)
 	CMPL kmemCache_flushing(DX), $0
 	JNE  aslow                      // a flusher owns the sheaves
 	PROC_ID(CX)
-	CMPQ CX, (kmemCache_pcpu+8)(DX)
-	JCC  aslow                      // pid >= len(k.pcpu), unsigned
+	CMPQ CX, kmemCache_fastProcs(DX)
+	JCC  aslow                      // pid >= len(k.pcpu), unsigned; or fast paths off
 	SHLQ $const_pcpuShift, CX
 	ADDQ kmemCache_pcpu(DX), CX         // pc = &k.pcpu[pid]
 	MOVQ pcpuFields_n(CX), AX      // the main sheaf's count (0: none)
@@ -100,13 +96,9 @@ aslow:
 // Everything else (refusal, double free, a remote sheaf to replace, full
 // main sheaf, flush) is cacheFreeGo's. Kernel: free_to_pcs().
 TEXT ·cacheFree(SB), NOSPLIT|NOFRAME, $0-16
-	CMPB ·fastPath(SB), $0
-	JEQ  fslow
 	MOVQ c+0(FP), DX
 	MOVQ p+8(FP), DI
-	CMPL Cache_dead(DX), $0
-	JNE  fslow                      // destroyed handle
-	MOVQ Cache_c(DX), DX            // k
+	MOVQ Cache_fast(DX), DX         // k (deadCache once destroyed: empty range)
 	// AX = &Page of p (k.hdrAt without the owner offset)
 	MOVQ DI, AX
 	SUBQ kmemCache_memBase(DX), AX
@@ -120,13 +112,11 @@ TEXT ·cacheFree(SB), NOSPLIT|NOFRAME, $0-16
 	JNE  fslow                      // not a slab page of this cache
 	MOVQ DI, R10
 	SUBQ (const_pageOwnerOff+slabHdr_base)(AX), R10 // offset in the slab
-	MOVQ kmemCache_sizeMask(DX), R11
-	TESTQ R11, R11
-	JEQ  recip
-	TESTQ R11, R10
-	JNE  fslow                      // not an object start
-	CMPQ R10, kmemCache_slabBytes(DX)
-	JCC  fslow                      // in the slab's tail
+	// A power-of-two size divides the slab: no tail to check. For the
+	// other sizes fastMask is all ones, so only offset 0 passes here and
+	// the rest go to the reciprocal check.
+	TESTQ kmemCache_fastMask(DX), R10
+	JNE  recip
 valid:
 	MOVBQZX (const_pageOwnerOff+slabHdr_node)(AX), R8
 	// p heading its slab's freelist is a double free (freelistHead).
@@ -141,8 +131,8 @@ checked:
 	CMPL kmemCache_flushing(DX), $0
 	JNE  fslow                      // a flusher owns the sheaves
 	PROC_ID(CX)
-	CMPQ CX, (kmemCache_pcpu+8)(DX)
-	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.memNode))
+	CMPQ CX, kmemCache_fastProcs(DX)
+	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.procNode)); or fast paths off
 	MOVQ kmemCache_procNode(DX), AX
 	MOVLQSX (AX)(CX*4), AX
 	SHLQ $const_pcpuShift, CX
@@ -153,17 +143,16 @@ checked:
 	LEAQ (pcpuFields_stat+const_FreeFastpath*8)(CX), R9
 push:
 	// BX: a count and array ({n int; objs []uintptr} at the offsets of
-	// pcpuSheaves and sheaf alike, checked in cache.go), R9: the counter
-	// to bump. Push DI unless full (or no array: len 0) or DI on top.
+	// pcpuSheaves and sheaf alike, checked in pcpu.go), R9: the counter
+	// to bump. Push DI unless full (or no array: len 0) or DI on top
+	// (objs[-1] of an empty sheaf is the zero word newSheaf puts before
+	// every array).
 	MOVQ pcpuFields_n(BX), AX
 	CMPQ AX, (pcpuFields_objs+8)(BX)
 	JCC  fslow                      // full: the Go path replaces it
 	MOVQ pcpuFields_objs(BX), SI
-	TESTQ AX, AX
-	JEQ  store
 	CMPQ -8(SI)(AX*8), DI
 	JEQ  fslow                      // on top: double free
-store:
 	MOVQ DI, (SI)(AX*8)
 	INCQ AX
 	MOVQ AX, pcpuFields_n(BX)
@@ -192,7 +181,8 @@ headpage:
 	JMP  checked
 recip:
 	// objStart for a size that is not a power of two: idx = off*recip>>32
-	// must be < objects and idx*size == off.
+	// must be < objects and idx*size == off. (A power of two's offset
+	// that failed its mask fails here too.)
 	MOVQ R10, R11
 	IMULQ kmemCache_recip(DX), R11
 	SHRQ $32, R11

@@ -82,3 +82,19 @@ func TestSheavesRetaggedOnNodeChange(t *testing.T) {
 		cn.barnLock.Unlock()
 	}
 }
+
+// Every sheaf array is preceded by a zero word: the assembly free reads
+// objs[-1] of an empty sheaf as its top (fast_amd64.s, push).
+func TestSheafArrayGuardWord(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("guard", 64, &CacheOptions{Flags: NoMerge})
+	for _, capacity := range []int{1, 16, 128, 1000} {
+		sh := c.c.newSheaf(capacity, 0)
+		if len(sh.objs) != capacity || cap(sh.objs) != capacity {
+			t.Fatalf("newSheaf(%d): len %d cap %d", capacity, len(sh.objs), cap(sh.objs))
+		}
+		if guard := *(*uintptr)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(sh.objs)), -8)); guard != 0 {
+			t.Fatalf("newSheaf(%d): the word before the array is %#x", capacity, guard)
+		}
+	}
+}
