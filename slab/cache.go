@@ -71,19 +71,19 @@ type kmemCache struct {
 	// validating a free costs no load of the Allocator or the System;
 	// see hdrAt), the id and geometry, the per-P sheaves and the flush
 	// word.
-	memBase   uintptr
-	memSize   uintptr
-	vmemmap   unsafe.Pointer // the Page of memBase
-	id        uint32         // index in Allocator.table, kept in every slab page
-	sizeMask  uintptr        // size-1 when size is a power of two, else 0
+	memBase  uintptr
+	memSize  uintptr
+	vmemmap  unsafe.Pointer // the Page of memBase
+	id       uint32         // index in Allocator.table, kept in every slab page
+	sizeMask uintptr        // size-1 when size is a power of two, else 0
 	// fastMask is sizeMask for a power-of-two size, else all ones (the
 	// assembly's mask test then sends every offset to its reciprocal
 	// check); fastProcs is len(pcpu) when the assembly fast paths are
 	// on, else 0 (every P id is then out of range for them).
 	fastMask  uintptr
 	fastProcs int
-	sizeShift uint           // log2(size) when size is a power of two
-	slabBytes uintptr        // objects*size
+	sizeShift uint    // log2(size) when size is a power of two
+	slabBytes uintptr // objects*size
 	recip     uint64
 	objects   int // per slab
 	size      int // slot size
