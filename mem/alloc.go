@@ -91,18 +91,39 @@ func (s *System) allocSlow(node int, order int, gfp GFP) (uintptr, error) {
 	if node < 0 || node >= s.nodes {
 		return 0, errnoErr(syscall.EINVAL, "bad node %d", node)
 	}
-	addr := s.allocFromZonelist(node, order, gfp)
+	addr, zero := s.allocWait(node, order, gfp)
 	if addr == 0 {
 		return 0, errnoErr(syscall.ENOMEM, "no free pages of order %d for node %d", order, node)
 	}
 	s.slowAllocs.Add(1)
-	if gfp&GFPZero != 0 {
+	if gfp&GFPZero != 0 && !zero {
 		clear(s.bytes(addr, PageSize<<order))
 	}
 	return addr, nil
 }
 
-func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
+// allocWait is allocFromZonelist that does not fail for want of the
+// chunks the page reporter holds off the free lists: if the attempt
+// failed while a reporting batch was out (or one began or ended during
+// the attempt), it waits for the batch to end (page_reporting_mutex) and
+// tries again.
+func (s *System) allocWait(node, order int, gfp GFP) (uintptr, bool) {
+	for {
+		seq := s.reportSeq.Load()
+		a, zero := s.allocFromZonelist(node, order, gfp)
+		if a != 0 || (s.reportBusy.Load() == 0 && s.reportSeq.Load() == seq) {
+			return a, zero
+		}
+		s.reportWaits.Add(1)
+		s.reportMu.Lock() // the batch out ends under it
+		s.reportMu.Unlock()
+	}
+}
+
+// allocFromZonelist takes 2^order pages from the first zone of node's
+// zonelist that has them (0: none) and reports whether they are known to
+// read as zeros (carved from a reported chunk).
+func (s *System) allocFromZonelist(node, order int, gfp GFP) (uintptr, bool) {
 	mv := 0
 	if gfp&GFPMovable != 0 {
 		mv = 1
@@ -115,7 +136,7 @@ func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
 		}
 		if order == 0 {
 			if a := s.pcpPop(z, gfp&GFPMovable); a != 0 {
-				return a
+				return a, false
 			}
 		}
 		if z.nrFree.Load() < int64(1)<<order {
@@ -123,21 +144,25 @@ func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
 		}
 		if order > 0 {
 			z.lock.Lock()
-			a := s.rmqueue(z, order, st)
+			a, zero := s.rmqueue(z, order, st)
 			z.lock.Unlock()
 			if a != 0 {
-				return a
+				return a, zero
 			}
 			continue
 		}
 		// Refill: take a batch, keep one, give the rest to this P.
 		var buf [pcpBatch]uintptr
 		n := 0
+		zero := false
 		z.lock.Lock()
 		for n < pcpBatch {
-			a := s.rmqueue(z, 0, mkState(pgPcp, 0, 0))
+			a, zr := s.rmqueue(z, 0, mkState(pgPcp, 0, 0))
 			if a == 0 {
 				break
+			}
+			if n == 0 {
+				zero = zr
 			}
 			buf[n] = a
 			n++
@@ -151,9 +176,9 @@ func (s *System) allocFromZonelist(node, order int, gfp GFP) uintptr {
 		if left := s.pcpPush(z, buf[1:n]); left > 0 {
 			s.freeBatch(z, buf[1:1+left])
 		}
-		return a
+		return a, zero
 	}
-	return 0
+	return 0, false
 }
 
 // FreePages frees the allocation of 2^order pages at addr. If addr is not

@@ -64,6 +64,11 @@ type block struct {
 	// or not. Written under the zone lock; Offline's evacuate reads it
 	// lock-free.
 	nrFree atomic.Int64
+	// zero: the block's memory is known to read as zeros and not to be
+	// resident (fresh anonymous or memfd memory, or discarded by an
+	// offline), so onlining marks its chunks reported. Under the block's
+	// device lock (or before the block is published).
+	zero bool
 	// pages[i] describes page i: the block's part of the vmemmap.
 	pages []Page
 }
@@ -142,7 +147,7 @@ func (s *System) info(b *block) BlockInfo {
 			case pgAlloc:
 				used += 1 << stOrder(st)
 				i += 1 << stOrder(st)
-			case pgBuddy:
+			case pgBuddy, pgReporting:
 				i += 1 << stOrder(st)
 			default:
 				i++

@@ -43,44 +43,69 @@ type zone struct {
 	kind Zone
 	idx  int // node*nrZones + kind: its index in System.zones and in each perP.lists
 
-	// lock is zone_lock, a leaf. It guards free and the next/prev links
-	// of the Pages on it, the pgBuddy states of the zone's pages, and its
-	// blocks' isolated flags and nrFree. An allocation's head changes
+	// lock is zone_lock, a leaf. It guards free, freeRep and the
+	// next/prev links of the Pages on them, the pgBuddy and pgReporting
+	// states of the zone's pages, and its blocks' isolated flags and
+	// nrFree. An allocation's head changes
 	// state without it (see Page.state).
 	lock lockdep.Mutex
-	// free[o] heads a doubly linked list of free chunks of order o: the
+	// free[o] heads a doubly linked list of the unreported free chunks
+	// of order o, freeRep[o] one of the reported ones (pgReported): the
 	// pfn of the first head (Page.next, Page.prev link the rest), or
-	// nilPFN.
-	free [MaxOrder + 1]uint32
+	// nilPFN. Allocations take from free[o] before freeRep[o] (resident
+	// memory first), and the page reporter finds on free[o] what it has
+	// not reported yet.
+	free    [MaxOrder + 1]uint32
+	freeRep [MaxOrder + 1]uint32
 	// Written under lock; read lock-free by Stats and, as a hint, by the
 	// allocator.
-	nrFree  atomic.Int64 // pages on the free lists
-	managed atomic.Int64 // pages of the zone's online blocks
-	nrBlk   atomic.Int64 // online blocks
+	nrFree      atomic.Int64 // pages on the free lists
+	nrReported  atomic.Int64 // of them, pages of chunks marked pgReported
+	nrReporting atomic.Int64 // free pages the page reporter holds off the lists
+	managed     atomic.Int64 // pages of the zone's online blocks
+	nrBlk       atomic.Int64 // online blocks
 }
 
-// push puts page i of block b, a free head of order o, on z's list.
-// Caller holds z.lock.
+// list returns z's list of order o for a head with state st: free[o],
+// or freeRep[o] if st is reported.
+func (z *zone) list(st uint32, o int) *uint32 {
+	if st&pgReported != 0 {
+		return &z.freeRep[o]
+	}
+	return &z.free[o]
+}
+
+// push puts page i of block b, a free head of order o whose state is
+// set, on z's list of its kind. Caller holds z.lock.
 func (s *System) push(z *zone, b *block, i int, o int) {
 	pfn := b.pfn + uint32(i)
 	p := &b.pages[i]
+	st := p.loadState()
+	if st&pgReported != 0 {
+		z.nrReported.Add(int64(1) << o)
+	}
+	head := z.list(st, o)
 	p.prev = nilPFN
-	p.next = z.free[o]
+	p.next = *head
 	if p.next != nilPFN {
 		_, n := s.pfnPage(p.next)
 		n.prev = pfn
 	}
-	z.free[o] = pfn
+	*head = pfn
 }
 
-// unlink takes the free head p of order o off z's list. Caller holds
-// z.lock.
+// unlink takes the free head p of order o (state still set) off z's
+// list. Caller holds z.lock.
 func (s *System) unlink(z *zone, p *Page, o int) {
+	st := p.loadState()
+	if st&pgReported != 0 {
+		z.nrReported.Add(-int64(1) << o)
+	}
 	if p.prev != nilPFN {
 		_, pp := s.pfnPage(p.prev)
 		pp.next = p.next
 	} else {
-		z.free[o] = p.next
+		*z.list(st, o) = p.next
 	}
 	if p.next != nilPFN {
 		_, np := s.pfnPage(p.next)
@@ -90,30 +115,35 @@ func (s *System) unlink(z *zone, p *Page, o int) {
 }
 
 // rmqueue takes a chunk of 2^order pages off the free lists, marks its
-// head with st and returns its address (0: none free). Caller holds
-// z.lock. Kernel: __rmqueue_smallest().
-func (s *System) rmqueue(z *zone, order int, st uint32) uintptr {
+// head with st and returns its address (0: none free), and whether the
+// chunk is known to read as zeros (it was carved from a reported chunk).
+// The halves split off a reported chunk stay reported: their memory was
+// not touched. Caller holds z.lock. Kernel: __rmqueue_smallest().
+func (s *System) rmqueue(z *zone, order int, st uint32) (uintptr, bool) {
 	for o := order; o <= s.blockOrder; o++ {
 		pfn := z.free[o]
 		if pfn == nilPFN {
-			continue
+			if pfn = z.freeRep[o]; pfn == nilPFN {
+				continue
+			}
 		}
 		b, p := s.pfnPage(pfn)
+		rep := p.loadState() & pgReported
 		s.unlink(z, p, o)
 		i := int(p.idx)
 		for o > order { // expand: give back the upper halves
 			o--
 			h := i + 1<<o
-			b.pages[h].storeState(mkState(pgBuddy, o, 0))
+			b.pages[h].storeState(mkState(pgBuddy, o, 0) | rep)
 			s.push(z, b, h, o)
 		}
 		p.storeState(st)
 		n := int64(1) << order
 		b.nrFree.Add(-n)
 		z.nrFree.Add(-n)
-		return b.pageAddr(i)
+		return b.pageAddr(i), rep != 0
 	}
-	return 0
+	return 0, false
 }
 
 // freeOne returns a chunk to the buddy allocator of its block's zone,
@@ -122,30 +152,46 @@ func (s *System) rmqueue(z *zone, order int, st uint32) uintptr {
 // (state no longer pgAlloc or pgPcp for anybody else) and holds z.lock.
 // Kernel: __free_one_page().
 func (s *System) freeOne(z *zone, b *block, p *Page, order int) {
+	s.freeChunk(z, b, int(p.idx), order, false)
+}
+
+// freeChunk is freeOne of the chunk at page i of b, reported or not (the
+// page reporter puts back the chunks it reported). The merged chunk is
+// reported only if every part of it was. A merged chunk of the reporting
+// order or more that is not reported, on the free lists, asks the
+// background reporter for a pass. Caller holds z.lock.
+func (s *System) freeChunk(z *zone, b *block, i int, order int, reported bool) {
 	iso := b.isolated.Load()
-	i := int(p.idx)
-	p.storeState(pgNone)
+	b.pages[i].storeState(pgNone)
 	n := int64(1) << order
 	for o := order; o < s.blockOrder; o++ {
 		bi := i ^ (1 << o)
 		bp := &b.pages[bi]
-		if bp.loadState() != mkState(pgBuddy, o, 0) {
+		bst := bp.loadState()
+		if stKind(bst) != pgBuddy || stOrder(bst) != o {
 			break
 		}
 		if !iso {
 			s.unlink(z, bp, o)
 			z.nrFree.Add(-int64(1) << o)
 		}
+		reported = reported && bst&pgReported != 0
 		bp.storeState(pgNone)
 		i &= bi
 		order = o + 1
 	}
-	h := &b.pages[i]
-	h.storeState(mkState(pgBuddy, order, 0))
+	st := mkState(pgBuddy, order, 0)
+	if reported {
+		st |= pgReported
+	}
+	b.pages[i].storeState(st)
 	b.nrFree.Add(n)
 	if !iso {
 		s.push(z, b, i, order)
 		z.nrFree.Add(int64(1) << order)
+		if !reported && order >= int(s.reportOrder.Load()) {
+			s.reportNotify()
+		}
 	}
 }
 
@@ -163,7 +209,7 @@ func (s *System) isolate(z *zone, b *block) {
 			s.unlink(z, &b.pages[i], stOrder(st))
 			z.nrFree.Add(-int64(1) << stOrder(st))
 			i += 1 << stOrder(st)
-		case pgAlloc:
+		case pgAlloc, pgReporting:
 			i += 1 << stOrder(st)
 		default:
 			i++
@@ -181,10 +227,14 @@ func (s *System) unisolate(z *zone, b *block) {
 		st := b.pages[i].loadState()
 		switch stKind(st) {
 		case pgBuddy:
-			s.push(z, b, i, stOrder(st))
-			z.nrFree.Add(int64(1) << stOrder(st))
-			i += 1 << stOrder(st)
-		case pgAlloc:
+			o := stOrder(st)
+			s.push(z, b, i, o)
+			z.nrFree.Add(int64(1) << o)
+			if st&pgReported == 0 && o >= int(s.reportOrder.Load()) {
+				s.reportNotify()
+			}
+			i += 1 << o
+		case pgAlloc, pgReporting:
 			i += 1 << stOrder(st)
 		default:
 			i++

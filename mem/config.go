@@ -8,6 +8,7 @@ package mem
 import (
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // PageShift is log2 of the page size.
@@ -28,6 +29,17 @@ const NumaNoNode = -1
 
 // MaxNodes is the largest number of nodes a System may have.
 const MaxNodes = 64
+
+// DefaultReportingOrder is the smallest order of the free chunks the page
+// reporter gives back to the OS unless Config.ReportingOrder says
+// otherwise: 9, 2 MiB (a transparent huge page), or the largest order of a
+// block if that is smaller. Kernel: page_reporting_order (pageblock_order).
+const DefaultReportingOrder = 9
+
+// DefaultReportingDelay is how long the background page reporter waits,
+// after free memory that is not reported has appeared, before it reports
+// it. Kernel: PAGE_REPORTING_DELAY (2 s).
+const DefaultReportingDelay = 2 * time.Second
 
 const (
 	defaultNodes     = 2
@@ -88,4 +100,15 @@ type Config struct {
 	// Logger receives hotplug events at Debug level and problems at
 	// Warn (default: slog.Default()).
 	Logger *slog.Logger
+	// ReportingOrder is the smallest order of the free chunks the page
+	// reporter gives back to the OS (0: DefaultReportingOrder, or the
+	// largest order of a block if that is smaller; at most that largest
+	// order). See SetReportingOrder.
+	ReportingOrder int
+	// ReportingDelay is how long the background page reporter waits
+	// after free memory that is not reported has appeared (a free that
+	// leaves an unreported chunk of ReportingOrder or more) before it
+	// reports it (0: DefaultReportingDelay; negative: no background
+	// reporting — ReportFreePages still works). See SetReportingDelay.
+	ReportingDelay time.Duration
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 )
@@ -181,6 +182,17 @@ func (e *ddEnv) cmd(t testing.TB, td *datadriven.TestData) string {
 		if cfg.InitialPerNode == 0 {
 			cfg.InitialPerNode = -1
 		}
+		// The background reporter is off unless report_delay= is
+		// given: a scenario's output must not depend on a clock.
+		cfg.ReportingDelay = -1
+		if d := argStr(td, "report_delay", ""); d != "" {
+			dd, err := time.ParseDuration(d)
+			if err != nil {
+				t.Fatalf("%s: bad report_delay %q", td.Pos, d)
+			}
+			cfg.ReportingDelay = dd
+		}
+		cfg.ReportingOrder = argInt(t, td, "report_order", 0)
 		if p := argStr(td, "policy", ""); p != "" {
 			pol, err := ParsePolicy(p)
 			if err != nil {
@@ -389,6 +401,52 @@ func (e *ddEnv) cmd(t testing.TB, td *datadriven.TestData) string {
 		}
 		fmt.Fprintf(&b, "present_blocks=%d online_blocks=%d\n", st.PresentBlocks, st.OnlineBlocks)
 		return b.String()
+	case "report":
+		n, err := s.ReportFreePages(ctx)
+		if err != nil {
+			return errString(err)
+		}
+		return fmt.Sprintf("reported %d bytes (%d pages)", n, n/PageSize)
+	case "reporting":
+		if td.HasArg("order") {
+			if err := s.SetReportingOrder(argInt(t, td, "order", 0)); err != nil {
+				return errString(err)
+			}
+		}
+		return fmt.Sprintf("order=%d delay=%v", s.ReportingOrder(), s.ReportingDelay())
+	case "reported":
+		s.DrainPages()
+		st := s.Stats()
+		var b strings.Builder
+		for _, z := range st.Zones {
+			fmt.Fprintf(&b, "node%d %-7s free=%d reported=%d\n", z.Node, z.Zone, z.Free, z.Reported)
+		}
+		fmt.Fprintf(&b, "reported_bytes=%d\n", st.ReportedBytes)
+		return b.String()
+	case "fill", "check", "resident":
+		// fill: write the allocation (but for the byte alloc wrote);
+		// check: are those bytes zeros? resident: its pages in RAM.
+		name := argStr(td, "name", "")
+		a, ok := e.allocs[name]
+		if !ok {
+			t.Fatalf("%s: no allocation %q", td.Pos, name)
+		}
+		b := s.bytes(a.addr, PageSize<<a.order)
+		switch td.Cmd {
+		case "fill":
+			for i := 1; i < len(b); i++ {
+				b[i] = 0xa5
+			}
+			return "ok"
+		case "check":
+			for i := 1; i < len(b); i++ {
+				if b[i] != 0 {
+					return fmt.Sprintf("data at byte %d", i)
+				}
+			}
+			return "zeros"
+		}
+		return fmt.Sprintf("%d of %d pages resident", residentPages(t, s, a.addr, PageSize<<a.order), 1<<a.order)
 	case "allocs":
 		var names []string
 		for n := range e.allocs {

@@ -42,10 +42,14 @@
 //     Go slice of Pages per block with one pointer each: a System with
 //     2 GiB of blocks added 512K scanned words to every GC cycle.)
 //   - Per node and zone (Normal, Movable) a buddy allocator of 4 KiB
-//     pages, orders 0..MaxOrder, never merging across blocks.
+//     pages, orders 0..MaxOrder, never merging across blocks, whose large
+//     free chunks give their memory back to the OS and stay free (see
+//     Free page reporting).
 //   - Per P and per (node, zone) a stack of free order-0 pages.
 //   - The memory and node notifier chains, the node masks N_MEMORY and
 //     N_NORMAL_MEMORY, and the auto-online policy.
+//   - The background page reporter: one goroutine per System, from New
+//     to Close.
 //
 // # Locks, outermost first
 //
@@ -54,11 +58,20 @@
 //	mem_hotplug_lock       (lockdep.PerPRWSem) write: the operations (blocks, zones, node state); read: GetOnlineMems
 //	memory_chain.rwsem / node_chain.rwsem (lockdep.RWMutex) read while calling, write to (un)register
 //	  … callers' locks taken in callbacks (slab_mutex → list_lock) …
-//	pcp_drain_mutex        (lockdep.Mutex)  one drainer of the per-P lists at a time (Offline, Close, DrainPages)
+//	pcp_drain_mutex        (lockdep.Mutex)  one drainer of the per-P lists at a time (Offline, Close, DrainPages, ReportFreePages)
+//	page_reporting_mutex   (lockdep.Mutex)  one batch of the page reporter out at a time; a failed allocation waits on it
 //	zone_lock              (lockdep.Mutex, one per zone) a leaf: free lists, buddy states, isolation
 //
 // The two chains' locks never nest: an operation calls one chain, then
-// the other.
+// the other. Nor do pcp_drain_mutex and page_reporting_mutex:
+// ReportFreePages drains the per-P lists before it reports, and under
+// page_reporting_mutex only zone locks are taken. page_reporting_mutex is
+// taken by the page reporter (the background goroutine holds no other
+// lock; ReportFreePages may be called under callers' locks and from
+// callbacks), by Close (under device_hotplug_lock) and by an allocation
+// that found nothing while a batch was out (allocWait, on AllocPages'
+// failure path and in a migration under mem_hotplug_lock) — so never
+// allocate under it.
 //
 // The zone lock is a leaf: nothing is taken under it, and no two zone
 // locks nest, so AllocPages/FreePages may be called under any lock above
@@ -105,16 +118,72 @@
 // fails the offline with EBUSY — after MEM_GOING_OFFLINE, so that a
 // callback (slab) may free its pages first.
 //
+// # Free page reporting
+//
+// Memory goes back to the OS without offlining a block: free buddy chunks
+// of the reporting order and up (Config.ReportingOrder,
+// SetReportingOrder; default DefaultReportingOrder, 9 = 2 MiB, or the
+// largest order of a block if that is smaller) are reported — their
+// memory given back with MADV_DONTNEED (anonymous backing) or a punched
+// hole (fallocate PUNCH_HOLE|KEEP_SIZE: memfd and file blocks are
+// MAP_SHARED, where MADV_DONTNEED would leave the pages in the file) —
+// and stay in the buddy allocator, marked reported (pgReported on the
+// head; the Pages stay). Reported chunks sit on a second free list per
+// order, which allocations take from only after the unreported one, so
+// resident memory is reused first; reused, a reported chunk faults back
+// in as zeros, and a GFPZero allocation carved from one is not cleared
+// (so do not write to memory after freeing it). A chunk split off a
+// reported one stays reported; a merged chunk is reported only if all its
+// parts were (a freed chunk is not). Memory an online brings in that is
+// known to read as zeros — fresh anonymous or memfd memory, or memory the
+// block's last offline discarded — is reported from the start (a file's
+// fresh blocks may hold old data). ZoneStats.Reported counts the
+// reported free pages, Stats.ReportedBytes the bytes given back.
+// Kernel: mm/page_reporting.c (PageReported, page_reporting_order).
+//
+// Who reports: ReportFreePages, synchronously (it drains the per-P lists
+// first, so that freed order-0 pages merge; it returns the bytes given
+// back and stops between batches when its context is done); and the
+// background reporter. A free that leaves an unreported chunk of the
+// reporting order or more on a free list (or a cancelled offline putting
+// one back) requests a pass; the reporter waits the delay
+// (Config.ReportingDelay, SetReportingDelay; default 2 s; negative: off,
+// the request waits), then reports every unreported chunk of the
+// reporting order and up; frees during the pass request the next one.
+// Kernel: page_reporting_notify_free() and the delayed work.
+//
+// A pass goes zone by zone and order by order in batches of at most 32
+// chunks, each under page_reporting_mutex: with the zone lock it takes
+// the chunks off the unreported list (state pgReporting: no allocation,
+// merge or isolation touches them), drops the zone lock for the system
+// calls, retakes it and frees them back marked reported, merging as a
+// free does. While out the chunks count as free in Stats but not in
+// their block's nrFree, so an Offline that isolated the block meanwhile
+// waits for them, and they come back free and isolated; the chunks of an
+// isolated block are on no list, so a pass never takes them. An
+// allocation that finds nothing free while a batch is out (or one starts
+// or ends during its attempt) waits for page_reporting_mutex and tries
+// again instead of failing with ENOMEM. A failed system call puts its
+// chunk back unreported and ends the pass with the error; the background
+// reporter logs it and turns itself off (ReportingDelay reads negative).
+//
 // # Invariants
 //
 //   - A page is in exactly one of: a zone free list (head of a free chunk
 //     of a non-isolated block), a free chunk of an isolated block, one
 //     P's list (order 0), an allocation — or, briefly, a batch a refill
-//     or spill carries between a P's list and the buddy allocator. Only heads have a non-zero state
-//     (kind, order, GFPMovable, pgMigrator); tails read pgNone.
+//     or spill carries between a P's list and the buddy allocator, or a
+//     chunk of a reporting batch (pgReporting). Only heads have a
+//     non-zero state (kind, order, GFPMovable, pgMigrator, pgReported);
+//     tails read pgNone.
 //   - Page has no pointer (TestPagePointerFree). A free
-//     head on a zone list links by pfn to heads of the same zone and
-//     order (zone lock); a pfn on a list is in a present, online block.
+//     head on a zone list links by pfn to heads of the same zone, order
+//     and reportedness (zone lock); a pfn on a list is in a present,
+//     online block.
+//   - A reported free chunk's memory reads as zeros and is not resident
+//     (checked with mincore by TestStressReporting) — unless the
+//     kernel's khugepaged, with transparent huge pages "always", collapsed
+//     it into a huge page again.
 //   - pgMigrator is set only on an allocation's head, after its entry is
 //     stored in the side table, and cleared before the entry is
 //     deleted. A free or migration that claims a head whose state had
@@ -122,7 +191,7 @@
 //     a Migrator never outlives its allocation (TestMigratorSideTable).
 //   - For every zone, at rest (lists drained, no allocation live):
 //     free == managed == pages of its online blocks (checked by the
-//     tests).
+//     tests), and reported <= free.
 //   - An offline block has no page in any allocator, no zone, and is
 //     isolated; its memory is PROT_NONE and not resident.
 //   - Node masks change only under mem_hotplug_lock (write), so they are

@@ -68,3 +68,36 @@ func ExampleSystem_AllocPages() {
 	// 1 2 true
 	// <nil>
 }
+
+func ExampleSystem_ReportFreePages() {
+	// No background reporter here: the example reports by hand. (By
+	// default it reports DefaultReportingDelay after memory is freed.)
+	s, err := mem.New(mem.Config{Nodes: 1, BlockSize: 2 << 20, InitialPerNode: 2 << 20,
+		ReportingDelay: -1})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	normal := func() mem.ZoneStats { return s.Stats().Zones[0] } // node 0, Normal
+
+	fmt.Println("fresh:", normal().Free, "free pages,", normal().Reported, "reported")
+	addr, _ := s.AllocPages(0, 9, 0) // 2 MiB, used, then freed: resident
+	s.FreePages(addr, 9)
+	fmt.Println("freed:", normal().Free, "free pages,", normal().Reported, "reported")
+
+	n, err := s.ReportFreePages(context.Background())
+	fmt.Println("reported", n, "bytes:", err)
+	fmt.Println("now:", normal().Free, "free pages,", normal().Reported, "reported;",
+		s.Stats().ReportedBytes, "bytes in all")
+
+	// Reused, the memory faults back in as zeros; GFPZero costs nothing.
+	addr, _ = s.AllocPages(0, 9, mem.GFPZero)
+	fmt.Println("reused:", normal().Reported, "reported")
+	s.FreePages(addr, 9)
+	// Output:
+	// fresh: 512 free pages, 512 reported
+	// freed: 512 free pages, 0 reported
+	// reported 2097152 bytes: <nil>
+	// now: 512 free pages, 512 reported; 2097152 bytes in all
+	// reused: 0 reported
+}

@@ -45,6 +45,9 @@ func (s *System) addLocked(node, n, at int) ([]int, error) {
 		b := s.newBlock(i, node)
 		b.dev.Init(blockDevClass)
 		b.isolated.Store(true)
+		// A file may hold old data; anonymous memory and the memfd
+		// (holes punched on remove) read as zeros.
+		b.zero = s.backing != BackingFile
 		s.blocks[i].Store(b)
 		ids = append(ids, i)
 	}

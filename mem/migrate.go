@@ -87,7 +87,7 @@ func (s *System) migrator(addr uintptr, st uint32) Migrator {
 func (s *System) migrate(b *block, pg *Page, st uint32, m Migrator) error {
 	order := stOrder(st)
 	old := b.pageAddr(int(pg.idx))
-	newAddr := s.allocFromZonelist(b.node, order, stGFP(st)&GFPMovable)
+	newAddr, _ := s.allocWait(b.node, order, stGFP(st)&GFPMovable)
 	if newAddr == 0 {
 		return errnoErr(syscall.ENOMEM, "offline block %d: no page to migrate %#x to", b.index, old)
 	}

@@ -141,17 +141,49 @@ func (s *System) protect(i int, rw bool) error {
 	return unix.Mprotect(s.bytes(s.base+uintptr(i)<<s.blockShift, uintptr(s.blockSize)), prot)
 }
 
-// discard gives block i's memory back to the OS.
-func (s *System) discard(i int) {
+// discard gives block i's memory back to the OS. It reports whether the
+// block's memory now reads as zeros.
+func (s *System) discard(i int) bool {
+	ok := true
 	b := s.bytes(s.base+uintptr(i)<<s.blockShift, uintptr(s.blockSize))
 	if err := unix.Madvise(b, unix.MADV_DONTNEED); err != nil {
 		s.log.Warn("mem: madvise(MADV_DONTNEED) failed", "block", i, "err", err)
+		ok = false
 	}
 	if s.fd >= 0 {
 		err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE,
 			int64(i)<<s.blockShift, s.blockSize)
 		if err != nil {
 			s.log.Warn("mem: punching a hole in the backing failed", "block", i, "err", err)
+			ok = false
 		}
 	}
+	return ok
+}
+
+// release gives the memory of the n bytes at addr (a free buddy chunk)
+// back to the OS, keeping the mapping: later accesses fault in zeroed
+// memory (the page reporter). Anonymous memory: MADV_DONTNEED. A
+// memfd or file is mapped MAP_SHARED, where MADV_DONTNEED would only
+// drop the page-table entries and leave the pages in the file: a punched
+// hole (fallocate PUNCH_HOLE|KEEP_SIZE) frees them and unmaps them from
+// every mapping. The error wraps the errno.
+func (s *System) release(addr, n uintptr) error {
+	if s.fd >= 0 {
+		for {
+			err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE,
+				int64(addr-s.base), int64(n))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("mem: punching a hole of %d bytes at %#x in the backing: %w", n, addr-s.base, err)
+			}
+			return nil
+		}
+	}
+	if err := unix.Madvise(s.bytes(addr, n), unix.MADV_DONTNEED); err != nil {
+		return fmt.Errorf("mem: madvise(MADV_DONTNEED) of %d bytes at %#x: %w", n, addr, err)
+	}
+	return nil
 }

@@ -90,7 +90,7 @@ func (s *System) offlineLocked(ctx context.Context, b *block) error {
 	z.nrBlk.Add(-1)
 	b.zone.Store(nil)
 	z.lock.Unlock()
-	s.discard(b.index)
+	b.zero = s.discard(b.index)
 	if err := s.protect(b.index, false); err != nil {
 		s.log.Warn("mem: mprotect(PROT_NONE) of an offline block failed", "block", b.index, "err", err)
 	}
@@ -127,7 +127,9 @@ func (s *System) evacuate(ctx context.Context, b *block) error {
 			pg := &b.pages[i]
 			st := pg.loadState()
 			switch stKind(st) {
-			case pgBuddy:
+			case pgBuddy, pgReporting:
+				// pgReporting: the page reporter puts it back
+				// (into the isolated block) shortly.
 				i += 1 << stOrder(st)
 				continue
 			case pgAlloc:

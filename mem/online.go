@@ -70,11 +70,17 @@ func (s *System) onlineLocked(b *block, kind OnlineKind) error {
 	if err := s.protect(b.index, true); err != nil {
 		return fail(errnoErr(syscall.ENOMEM, "online block %d: mprotect: %v", b.index, err))
 	}
-	// Pages to the buddy allocator, still isolated.
+	// Pages to the buddy allocator, still isolated; reported if the
+	// block's memory is known to be zeros and not resident.
+	st := mkState(pgBuddy, s.blockOrder, 0)
+	if b.zero {
+		st |= pgReported
+	}
+	b.zero = false
 	z.lock.Lock()
 	b.zone.Store(z)
 	for i := 0; i < s.pagesPerBlock; i += 1 << s.blockOrder {
-		b.pages[i].storeState(mkState(pgBuddy, s.blockOrder, 0))
+		b.pages[i].storeState(st)
 	}
 	b.nrFree.Store(int64(s.pagesPerBlock))
 	z.managed.Add(int64(s.pagesPerBlock))

@@ -24,11 +24,13 @@ import (
 // slab on struct page).
 type Page struct {
 	// state packs kind (bits 0-3), order (4-7), the allocation's GFP
-	// flags (8-15) and pgMigrator (bit 16). Only the head page of a free
-	// buddy chunk or of an allocation has a non-zero state; every other
-	// page reads pgNone. Accessed with sync/atomic, except that the per-P
+	// flags (8-15), pgMigrator (bit 16) and pgReported (bit 17). Only
+	// the head page of a free buddy chunk, of a chunk the page reporter
+	// holds, or of an allocation has a non-zero state; every other page
+	// reads pgNone. Accessed with sync/atomic, except that the per-P
 	// fast paths use plain accesses outside race builds (setStateFast,
-	// claimFast). pgBuddy states change under the zone lock; an
+	// claimFast). pgBuddy and pgReporting states change under the zone
+	// lock; an
 	// allocation's head is claimed by whoever changes its state first
 	// (a compare-and-swap on the slow paths).
 	state uint32
@@ -56,6 +58,11 @@ const (
 	pgBuddy = 1 // head of a free chunk in the buddy allocator
 	pgAlloc = 2 // head of an allocation
 	pgPcp   = 3 // order-0 page on a per-P list
+	// pgReporting heads a free chunk the page reporter took off the free
+	// lists while it gives the chunk's memory back to the OS (zone lock
+	// dropped); it goes back to the buddy allocator afterwards.
+	// Kernel: a page isolated by page_reporting_cycle().
+	pgReporting = 4
 
 	kindMask  = 0xf
 	orderBits = 4
@@ -67,6 +74,12 @@ const (
 	// heads; every free overwrites it, so a free that saw it in the state
 	// it claimed deletes the entry (on the slow path: never while pinned).
 	pgMigrator = 1 << 16
+	// pgReported marks a free buddy head (pgBuddy) whose whole chunk's
+	// memory is not resident and reads as zeros: given back to the OS by
+	// the page reporter, or never touched since its block was onlined. It
+	// is set and cleared under the zone lock; an allocation overwrites
+	// it. Kernel: PageReported.
+	pgReported = 1 << 17
 )
 
 func mkState(kind uint32, order int, gfp GFP) uint32 {

@@ -47,7 +47,7 @@ func TestRefillSkipsIsolated(t *testing.T) {
 	var buf [4]uintptr
 	z.lock.Lock()
 	for i := range buf {
-		buf[i] = s.rmqueue(z, 0, mkState(pgPcp, 0, 0))
+		buf[i], _ = s.rmqueue(z, 0, mkState(pgPcp, 0, 0))
 	}
 	z.lock.Unlock()
 	b := s.blocks[s.BlockOf(buf[0])].Load()

@@ -1,6 +1,7 @@
 //go:build linux
 
-// Tests that offlining a block gives its memory back to the OS (RSS).
+// Tests that offlining a block gives its memory back to the OS (RSS);
+// report_test.go measures free page reporting.
 
 package mem
 
@@ -29,7 +30,10 @@ func TestOfflineReturnsMemory(t *testing.T) {
 	for _, bk := range []Backing{BackingAnon, BackingMemfd} {
 		t.Run(bk.String(), func(t *testing.T) {
 			const bs = 64 << 20
-			s := newTest(t, Config{Nodes: 1, BlockSize: bs, InitialPerNode: -1, MaxBlocks: 4, Backing: bk})
+			// No background reporting: it would give the freed
+			// memory back before the offline does.
+			s := newTest(t, Config{Nodes: 1, BlockSize: bs, InitialPerNode: -1, MaxBlocks: 4, Backing: bk,
+				ReportingDelay: -1})
 			ids, err := s.AddMemory(0, bs)
 			if err != nil {
 				t.Fatal(err)

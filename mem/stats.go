@@ -13,6 +13,10 @@ type Stats struct {
 	Allocs, Frees uint64
 	// PresentBlocks, OnlineBlocks count blocks.
 	PresentBlocks, OnlineBlocks int
+	// ReportedBytes counts the bytes of free memory the page reporter
+	// (ReportFreePages and the background reporter) gave back to the OS
+	// since New: a running total, as RSS goes down by it.
+	ReportedBytes uint64
 }
 
 // ZoneStats are the counters of one zone of one node, in pages.
@@ -29,6 +33,10 @@ type ZoneStats struct {
 	Free int64
 	// PerPFree: the part of Free on per-P lists.
 	PerPFree int64
+	// Reported: the part of Free in reported chunks — memory given back
+	// to the OS (or never touched since the block was onlined), not
+	// resident, reading as zeros when reused.
+	Reported int64
 }
 
 // Stats returns the page allocator's counters. Per-P counts are read
@@ -36,12 +44,15 @@ type ZoneStats struct {
 // allocation runs. Kernel: /proc/zoneinfo.
 func (s *System) Stats() Stats {
 	pz, a, f := s.pcpCounts()
-	st := Stats{Allocs: a + s.slowAllocs.Load(), Frees: f + s.slowFrees.Load()}
+	st := Stats{Allocs: a + s.slowAllocs.Load(), Frees: f + s.slowFrees.Load(),
+		ReportedBytes: s.reportedBytes.Load()}
 	for i := range s.zones {
 		z := &s.zones[i]
 		m := z.managed.Load()
+		// Chunks the page reporter holds are free too.
 		st.Zones = append(st.Zones, ZoneStats{Node: z.node, Zone: z.kind, Present: m, Managed: m,
-			Free: z.nrFree.Load() + pz[i], PerPFree: pz[i]})
+			Free: z.nrFree.Load() + z.nrReporting.Load() + pz[i], PerPFree: pz[i],
+			Reported: z.nrReported.Load()})
 		st.OnlineBlocks += int(z.nrBlk.Load())
 	}
 	for i := range s.blocks {

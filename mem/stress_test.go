@@ -77,6 +77,12 @@ func checkTag(t testing.TB, s *System, addr uintptr, order int, tag uint64) {
 // clock), or when the test stops.
 func TestStressHotplug(t *testing.T) {
 	s := newTest(t, Config{Nodes: 2, BlockSize: 1 << 20, InitialPerNode: 2 << 20, MaxBlocks: 32})
+	stressHotplug(t, s, false)
+}
+
+// stressHotplug is the body of TestStressHotplug on s; with zero, a
+// quarter of the allocations are GFPZero and must read zeros.
+func stressHotplug(t *testing.T, s *System, zero bool) {
 	dur := 3 * time.Second
 	if testing.Short() {
 		dur = time.Second
@@ -129,6 +135,9 @@ func TestStressHotplug(t *testing.T) {
 				case 1:
 					gfp = GFPMovable | GFPThisNode
 				}
+				if zero && rng.IntN(4) == 0 {
+					gfp |= GFPZero
+				}
 				node := rng.IntN(3) - 1
 				addr, err := s.AllocPages(node, order, gfp)
 				if err != nil {
@@ -146,6 +155,14 @@ func TestStressHotplug(t *testing.T) {
 				if prev, loaded := owned.LoadOrStore(addr, tag); loaded {
 					t.Errorf("page %#x handed out twice (owner %x)", addr, prev)
 					continue
+				}
+				if gfp&GFPZero != 0 {
+					for i, c := range s.bytes(addr, PageSize<<order) {
+						if c != 0 {
+							t.Errorf("GFPZero allocation %#x order %d: byte %d is %#x", addr, order, i, c)
+							break
+						}
+					}
 				}
 				sl := &stressSlot{t: t, s: s, addr: addr, order: order, tag: tag}
 				writeTag(s, addr, order, tag)

@@ -6,6 +6,7 @@
 package mem
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math/bits"
@@ -22,8 +23,8 @@ import (
 
 // Lock classes. Order, outermost first (see doc.go):
 // device_hotplug_lock → mem_block_device_lock → mem_hotplug_lock →
-// memory_chain / node_chain → (callers' locks) → pcp_drain_mutex →
-// zone_lock.
+// memory_chain / node_chain → (callers' locks) → pcp_drain_mutex or
+// page_reporting_mutex (never nested) → zone_lock.
 var (
 	deviceHotplugClass = lockdep.NewClass("device_hotplug_lock")
 	blockDevClass      = lockdep.NewClass("mem_block_device_lock")
@@ -31,6 +32,7 @@ var (
 	memChainClass      = lockdep.NewClass("memory_chain.rwsem")
 	nodeChainClass     = lockdep.NewClass("node_chain.rwsem")
 	drainClass         = lockdep.NewClass("pcp_drain_mutex")
+	reportClass        = lockdep.NewClass("page_reporting_mutex")
 	zoneLockClass      = lockdep.NewClass("zone_lock")
 )
 
@@ -99,6 +101,37 @@ type System struct {
 	memChain  chain[MemoryEvent, MemoryNotify]
 	nodeChain chain[NodeEvent, int]
 
+	// Free page reporting (report.go). reportMu (page_reporting_mutex)
+	// is held by the page reporter across one batch: chunks off the
+	// free lists, their memory given back, chunks back. An allocation
+	// that found nothing while a batch was out waits for it there.
+	reportMu    lockdep.Mutex
+	reportOrder atomic.Int32 // smallest order reported
+	reportDelay atomic.Int64 // background delay (time.Duration); negative: off
+	// reportReq: a background pass is requested (set by frees that
+	// leave an unreported chunk of the reporting order or more, cleared
+	// by the reporter when it starts the pass).
+	reportReq  atomic.Uint32
+	reportWake chan struct{} // capacity 1: wakes the reporter, never blocks
+	// reportBusy counts batches out; reportSeq is bumped when one
+	// starts and when it ends (allocWait).
+	reportBusy atomic.Int32
+	reportSeq  atomic.Uint64
+	// reportClosed: Close stopped reporting (set under reportMu; every
+	// batch checks it there).
+	reportClosed  atomic.Bool
+	reportedBytes atomic.Uint64 // bytes given back since New
+	reportWaits   atomic.Uint64 // allocations that waited for a batch (allocWait)
+	// Test hooks: reportHook is called after every background pass with
+	// the bytes it gave back; reportMidHook in every batch after the
+	// memory was given back, before the chunks go back (zone lock not
+	// held, page_reporting_mutex held).
+	reportHook    atomic.Pointer[func(int64)]
+	reportMidHook atomic.Pointer[func()]
+	// The background reporter's cancel and done (under deviceHotplug).
+	reportCancel context.CancelFunc
+	reportDone   chan struct{}
+
 	closed bool // under deviceHotplug
 }
 
@@ -142,6 +175,19 @@ func New(cfg Config) (*System, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	blockOrder := min(MaxOrder, bits.TrailingZeros64(uint64(cfg.BlockSize))-PageShift)
+	if cfg.ReportingOrder == 0 {
+		cfg.ReportingOrder = min(DefaultReportingOrder, blockOrder)
+	}
+	if cfg.ReportingOrder < 0 || cfg.ReportingOrder > blockOrder {
+		return nil, errnoErr(syscall.EINVAL, "bad reporting order %d (0 for the default, or up to %d)", cfg.ReportingOrder, blockOrder)
+	}
+	if cfg.ReportingDelay == 0 {
+		cfg.ReportingDelay = DefaultReportingDelay
+	}
+	if cfg.ReportingDelay < 0 {
+		cfg.ReportingDelay = -1
+	}
 	s := &System{
 		log:           cfg.Logger,
 		nodes:         cfg.Nodes,
@@ -153,8 +199,11 @@ func New(cfg Config) (*System, error) {
 		fd:            -1,
 		size:          uintptr(cfg.MaxBlocks) * uintptr(cfg.BlockSize),
 	}
-	s.blockOrder = min(MaxOrder, int(s.blockShift)-PageShift)
+	s.blockOrder = blockOrder
 	s.autoOnline.Store(int32(cfg.AutoOnline))
+	s.reportOrder.Store(int32(cfg.ReportingOrder))
+	s.reportDelay.Store(int64(cfg.ReportingDelay))
+	s.reportWake = make(chan struct{}, 1)
 	if err := s.reserve(cfg); err != nil {
 		return nil, err
 	}
@@ -167,7 +216,7 @@ func New(cfg Config) (*System, error) {
 			zn.node, zn.kind, zn.idx = n, z, n*int(nrZones)+int(z)
 			zn.lock.Init(zoneLockClass)
 			for o := range zn.free {
-				zn.free[o] = nilPFN
+				zn.free[o], zn.freeRep[o] = nilPFN, nilPFN
 			}
 		}
 	}
@@ -193,6 +242,7 @@ func New(cfg Config) (*System, error) {
 	s.deviceHotplug.Init(deviceHotplugClass)
 	s.memHotplug = lockdep.NewPerPRWSem(memHotplugClass)
 	s.drainMu.Init(drainClass)
+	s.reportMu.Init(reportClass)
 	s.memChain.init(memChainClass, "memory")
 	s.nodeChain.init(nodeChainClass, "node")
 
@@ -213,13 +263,16 @@ func New(cfg Config) (*System, error) {
 			return nil, err
 		}
 	}
+	s.startReporter()
 	s.log.Debug("mem: system ready", "nodes", s.nodes, "block_size", s.blockSize,
-		"max_blocks", s.maxBlocks, "base", fmt.Sprintf("%#x", s.base), "backing", s.backing)
+		"max_blocks", s.maxBlocks, "base", fmt.Sprintf("%#x", s.base), "backing", s.backing,
+		"reporting_order", cfg.ReportingOrder, "reporting_delay", cfg.ReportingDelay)
 	return s, nil
 }
 
-// Close unmaps the whole range and releases the backing. Every address
-// handed out becomes invalid; the System must not be used afterwards.
+// Close stops the background page reporter, unmaps the whole range and
+// releases the backing. Every address handed out becomes invalid; the
+// System must not be used afterwards.
 func (s *System) Close() error {
 	s.deviceHotplug.Lock()
 	defer s.deviceHotplug.Unlock()
@@ -231,6 +284,7 @@ func (s *System) closeLocked() error {
 		return nil
 	}
 	s.closed = true
+	s.stopReporter()
 	s.memHotplug.Lock()
 	s.drainAllPages()
 	for i := range s.blocks {
@@ -240,9 +294,10 @@ func (s *System) closeLocked() error {
 		z := &s.zones[i]
 		z.lock.Lock()
 		for o := range z.free {
-			z.free[o] = nilPFN
+			z.free[o], z.freeRep[o] = nilPFN, nilPFN
 		}
 		z.nrFree.Store(0)
+		z.nrReported.Store(0)
 		z.managed.Store(0)
 		z.lock.Unlock()
 	}
