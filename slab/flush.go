@@ -4,6 +4,8 @@
 package slab
 
 import (
+	"context"
+	"fmt"
 	"unsafe"
 
 	"github.com/hotslab/hotslab/internal/percpu"
@@ -58,16 +60,42 @@ func (a *Allocator) flushAndShrinkAll() {
 	}
 }
 
-// Shrink flushes every P's sheaves and the barns and gives every empty slab
-// back to the page allocator. It does not take mem_hotplug_lock.
-// Kernel: kmem_cache_shrink().
+// Shrink flushes every P's sheaves and the barns, gives every empty slab
+// back to the page allocator, and has the page allocator give its free
+// memory back to the OS at once (mem.System.ReportFreePages; otherwise
+// its background reporter does so after its delay). It does not take
+// mem_hotplug_lock. Kernel: kmem_cache_shrink(), then page reporting.
 func (c *Cache) Shrink() {
 	k := c.c
+	k.shrink()
+	_, _ = k.a.sys.ReportFreePages(context.Background()) // only EINVAL after System.Close
+}
+
+func (k *kmemCache) shrink() {
 	k.a.beginFlush(k)
 	k.flushPcpuLocked()
 	k.a.endFlush(k)
 	k.flushBarns()
 	k.shrinkNodes()
+}
+
+// Shrink shrinks every cache (Cache.Shrink without the report) and then
+// has the page allocator give its free memory back to the OS, returning
+// how many bytes went back. Cancelling ctx stops the report between
+// batches (an error wrapping EINTR); what went back stays back.
+func (a *Allocator) Shrink(ctx context.Context) (int64, error) {
+	a.slabMutex.Lock()
+	if a.closed.Load() {
+		a.slabMutex.Unlock()
+		return 0, fmt.Errorf("slab: shrink: %w", ErrClosed)
+	}
+	a.flushAndShrinkAll()
+	a.slabMutex.Unlock()
+	n, err := a.sys.ReportFreePages(ctx)
+	if err != nil {
+		return n, fmt.Errorf("slab: shrink: %w", err)
+	}
+	return n, nil
 }
 
 // flushSheaf returns every object of sh to its slab. Kernel:
