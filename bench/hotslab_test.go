@@ -61,12 +61,13 @@ func benchPairHotslab(b *testing.B) {
 	p, _ := c.Alloc() // warm the P's sheaf
 	c.Free(p)
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
 		p, err := c.Alloc()
 		if err != nil {
 			b.Fatal(err)
 		}
-		*(*byte)(p) = 1
+		*(*byte)(p) = byte(i)
 		c.Free(p)
 	}
 }
@@ -79,9 +80,10 @@ func benchPairHotslabSheaf(b *testing.B) {
 	}
 	defer sh.Return()
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
 		p := sh.Alloc()
-		*(*byte)(p) = 1
+		*(*byte)(p) = byte(i)
 		sh.Free(p)
 	}
 }
@@ -90,14 +92,16 @@ func benchPairParallelHotslab(b *testing.B) {
 	c := hotslabCache(b)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
+		i := 0
 		for pb.Next() {
 			p, err := c.Alloc()
 			if err != nil {
 				b.Error(err)
 				return
 			}
-			*(*byte)(p) = 1
+			*(*byte)(p) = byte(i)
 			c.Free(p)
+			i++
 		}
 	})
 }
@@ -106,12 +110,13 @@ func benchBulkHotslab(b *testing.B) {
 	c := hotslabCache(b)
 	objs := make([]unsafe.Pointer, bulkN)
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
 		if err := c.AllocBulk(objs); err != nil {
 			b.Fatal(err)
 		}
-		for _, p := range objs {
-			*(*byte)(p) = 1
+		for j, p := range objs {
+			*(*byte)(p) = byte(j)
 		}
 		c.FreeBulk(objs)
 	}

@@ -3,13 +3,9 @@ package bench
 import (
 	"flag"
 	"os"
-	"os/exec"
-	"regexp"
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -21,7 +17,12 @@ import (
 // Contract for every registered func(b *testing.B):
 //
 //   - It may do untimed setup first (warm-up, preallocation) and must then
-//     call b.ResetTimer (or use b.Loop, which resets the timer itself).
+//     call b.ResetTimer.
+//   - It loops with a plain "for i := 0; i < b.N; i++" (or pb.Next under
+//     RunParallel), never b.Loop: every row of a table uses the same loop
+//     form, the one the C harness uses. (Under b.Loop the compiler keeps
+//     every variable of the loop body in memory, which costs a row a few
+//     loads and stores per iteration that the b.N rows do not pay.)
 //   - It must touch every object it gets (write at least one byte) and keep
 //     the pointer observable (for example by freeing it, or storing it in a
 //     package-level sink), so the compiler cannot elide the work.
@@ -245,45 +246,12 @@ const gcChildEnv = "HOTSLAB_BENCH_GC10M_CHILD"
 // The timer keeps running (it covers the whole child), so the framework
 // sees b.N = 1 taking longer than -benchtime and does not rerun.
 func runGCChild(b *testing.B, name string) {
-	args := []string{
-		"-test.run=^$",
-		"-test.bench=^BenchmarkGC10M$/^" + regexp.QuoteMeta(name) + "$",
-		"-test.count=1",
-		"-test.cpu=" + strconv.Itoa(runtime.GOMAXPROCS(0)),
-	}
+	var args []string
 	if f := flag.Lookup("test.benchtime"); f != nil {
 		args = append(args, "-test.benchtime="+f.Value.String())
 	}
-	if testing.Short() {
-		args = append(args, "-test.short")
-	}
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), gcChildEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		b.Fatalf("child %v: %v\n%s", args, err, out)
-	}
-	prefix := "BenchmarkGC10M/" + name + "-"
-	found := false
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 4 || !strings.HasPrefix(f[0], prefix) {
-			if strings.Contains(line, "residue") || strings.Contains(line, "SKIP") {
-				b.Log(strings.TrimSpace(line))
-			}
-			continue
-		}
-		found = true
-		for i := 2; i+1 < len(f); i += 2 { // f[1] is the child's b.N
-			v, err := strconv.ParseFloat(f[i], 64)
-			if err != nil {
-				b.Fatalf("bad child output %q", line)
-			}
-			b.ReportMetric(v, f[i+1])
-		}
-	}
-	if !found {
-		b.Fatalf("no result for %s in child output:\n%s", name, out)
+	for _, m := range runBenchChild(b, "BenchmarkGC10M/"+name, gcChildEnv, args...) {
+		b.ReportMetric(m.value, m.unit)
 	}
 }
 

@@ -6,12 +6,21 @@
 //   gcc -O2 -pthread -DUSE_JEMALLOC malloc_bench.c -o mb_jemalloc -ljemalloc
 //   gcc -O2 -pthread -DUSE_MIMALLOC malloc_bench.c -o mb_mimalloc -lmimalloc
 //
-// Usage: malloc_bench [-n pairs] [-t threads] [-r reps] [-b bench]
-//   -n  objects per timed run (default 20000000; cross64/handoff use n/4)
+// Usage: malloc_bench [-n pairs] [-t threads] [-r reps] [-b bench[,bench...]]
+//        malloc_bench -m rss [-s size] [-n objects]
+//        malloc_bench -m churn [-s size] [-n objects] [-p oldest|random]
+//   -n  objects per timed run (default 20000000; cross64/handoff use n/4);
+//       with -m, the number of objects (default 1000000 for rss, 4000000
+//       for churn)
 //   -t  threads for pair64-parallel (default: online CPUs)
 //   -r  timed repetitions; the median is printed (default 5)
-//   -b  run only this benchmark (pair64, pair64-parallel, bulk64, cross64,
-//       handoff); with -b, n is used as is for every benchmark
+//   -b  run only these benchmarks (comma-separated: pair64,
+//       pair64-parallel, bulk64, cross64, handoff); with -b, n is used as
+//       is for every benchmark. One benchmark runs in this process, a list
+//       runs each in its own child process, in the order given.
+//   -m  a memory mode instead of the timings (see below)
+//   -s  object size in bytes for -m (default 64)
+//   -p  which objects churn frees (default oldest)
 //
 // Benchmarks (each in its own child process, run reps times after a
 // warm-up; the median is printed):
@@ -23,8 +32,26 @@
 //                    published in groups of 16, like BenchmarkCrossP64)
 //   handoff          cross64's transport alone, no malloc/free
 //
+// Memory modes (one process, no timing; RSS is /proc/self/statm's
+// resident pages; each object is written in full with memset, as a
+// program writes its objects; the array holding the n pointers is
+// allocated and written before the baseline is read, so its 8 bytes per
+// object are in no number):
+//   rss    malloc n objects of s bytes and keep them; prints the RSS growth
+//          and growth / (n*s), the resident bytes per payload byte
+//   churn  malloc n objects of s bytes, free 75 % of them (oldest: the
+//          first 3n/4 allocated; random: those whose splitmix64(index)
+//          has low two bits != 0, the same choice as the Go benchmark
+//          BenchmarkChurn), then ask the allocator to return memory
+//          (glibc: malloc_trim(0); jemalloc: thread.tcache.flush and
+//          arena.<MALLCTL_ARENAS_ALL>.purge; mimalloc: mi_collect(true));
+//          prints the RSS growth at the peak, after the frees and after the
+//          return, and the last / live payload
+//
 // Output: one line per benchmark, e.g.
 //   c/glibc pair64 ns/op=12.30 min=12.10 reps=5
+//   c/glibc rss size=64 n=1000000 payload=64000000 rss-growth=80175104 rss/payload=1.2527
+//   c/glibc churn pattern=oldest size=64 n=4000000 live=1000000 peak=... freed=... after=... rss/live=... return=malloc_trim(0)
 // preceded by an "allocator:" line that proves which malloc is in use.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -274,6 +301,119 @@ static double bench_cross(long n, int do_free) {
 	return t / (double)n;
 }
 
+// ---- memory modes ----
+
+// rss_bytes returns the resident set size from /proc/self/statm.
+static long long rss_bytes(void) {
+	long long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f == NULL) {
+		perror("/proc/self/statm");
+		exit(1);
+	}
+	if (fscanf(f, "%lld %lld", &size, &resident) != 2) {
+		fprintf(stderr, "malloc_bench: cannot parse /proc/self/statm\n");
+		exit(1);
+	}
+	fclose(f);
+	return resident * sysconf(_SC_PAGESIZE);
+}
+
+// splitmix64 picks churn's random victims; BenchmarkChurn uses the same
+// function, so the Go and C rows free the same indexes.
+static uint64_t splitmix64(uint64_t x) {
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+// churn_frees reports whether churn frees object i of n.
+static int churn_frees(const char *pattern, long i, long n) {
+	if (strcmp(pattern, "random") == 0)
+		return (splitmix64((uint64_t)i) & 3) != 0;
+	return i < n / 4 * 3;
+}
+
+// new_ptr_array returns a written (resident) array of n pointers.
+static void **new_ptr_array(long n) {
+	void **p = malloc((size_t)n * sizeof *p);
+	if (p == NULL) {
+		perror("malloc");
+		exit(1);
+	}
+	memset(p, 0, (size_t)n * sizeof *p);
+	return p;
+}
+
+static void fill_objects(void **objs, long n, size_t size) {
+	for (long i = 0; i < n; i++) {
+		objs[i] = malloc(size);
+		if (objs[i] == NULL) {
+			perror("malloc");
+			exit(1);
+		}
+		memset(objs[i], 0xa5, size);
+	}
+}
+
+static void mode_rss(long n, size_t size) {
+	void **objs = new_ptr_array(n);
+	long long before = rss_bytes();
+	fill_objects(objs, n, size);
+	long long growth = rss_bytes() - before;
+	double payload = (double)n * (double)size;
+	printf("c/%s rss size=%zu n=%ld payload=%.0f rss-growth=%lld rss/payload=%.4f\n", ALLOC_NAME,
+	       size, n, payload, growth, (double)growth / payload);
+	fflush(stdout);
+	sink = objs;
+}
+
+// return_memory asks the allocator to give free memory back to the OS and
+// returns what it called.
+static const char *return_memory(void) {
+#if defined(USE_JEMALLOC)
+	char name[64];
+	mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+	snprintf(name, sizeof name, "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
+	if (mallctl(name, NULL, NULL, NULL, 0) != 0) {
+		fprintf(stderr, "malloc_bench: mallctl %s failed\n", name);
+		exit(1);
+	}
+	return "thread.tcache.flush+arena.<MALLCTL_ARENAS_ALL>.purge";
+#elif defined(USE_MIMALLOC)
+	mi_collect(true);
+	return "mi_collect(true)";
+#else
+	malloc_trim(0);
+	return "malloc_trim(0)";
+#endif
+}
+
+static void mode_churn(long n, size_t size, const char *pattern) {
+	void **objs = new_ptr_array(n);
+	long long before = rss_bytes();
+	fill_objects(objs, n, size);
+	long long peak = rss_bytes() - before;
+	long live = 0;
+	for (long i = 0; i < n; i++) {
+		if (churn_frees(pattern, i, n)) {
+			free(objs[i]);
+			objs[i] = NULL;
+		} else {
+			live++;
+		}
+	}
+	long long freed = rss_bytes() - before;
+	const char *how = return_memory();
+	long long after = rss_bytes() - before;
+	double payload = (double)live * (double)size;
+	printf("c/%s churn pattern=%s size=%zu n=%ld live=%ld peak=%lld freed=%lld after=%lld rss/live=%.4f return=%s\n",
+	       ALLOC_NAME, pattern, size, n, live, peak, freed, after, (double)after / payload, how);
+	fflush(stdout);
+	sink = objs;
+}
+
 // ---- driver ----
 
 enum { PAIR, PARALLEL, BULK64, CROSS, HANDOFF };
@@ -306,16 +446,37 @@ static void report(const char *name, int which, long n, int threads, int reps) {
 	fflush(stdout);
 }
 
+// lookup returns the index of benchmark name in names, or -1.
+static int lookup(const char *name) {
+	for (int w = PAIR; w <= HANDOFF; w++)
+		if (strcmp(name, names[w]) == 0)
+			return w;
+	return -1;
+}
+
+static void bench_name(char *buf, size_t len, int w, int threads) {
+	if (w == PARALLEL)
+		snprintf(buf, len, "%s threads=%d", names[w], threads);
+	else
+		snprintf(buf, len, "%s", names[w]);
+}
+
 int main(int argc, char **argv) {
-	long n = 20000000;
+	long n = 0; // 0: the mode's default
 	int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	int reps = 5;
-	const char *only = NULL;
+	char *only = NULL;
+	const char *mode = NULL, *pattern = "oldest";
+	long size = OBJ;
 	int opt;
-	while ((opt = getopt(argc, argv, "n:t:r:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:r:b:m:s:p:")) != -1) {
 		switch (opt) {
 		case 'n':
 			n = atol(optarg);
+			if (n < 1) {
+				fprintf(stderr, "malloc_bench: bad -n\n");
+				return 1;
+			}
 			break;
 		case 't':
 			threads = atoi(optarg);
@@ -326,48 +487,87 @@ int main(int argc, char **argv) {
 		case 'b':
 			only = optarg;
 			break;
+		case 'm':
+			mode = optarg;
+			break;
+		case 's':
+			size = atol(optarg);
+			break;
+		case 'p':
+			pattern = optarg;
+			break;
 		default:
-			fprintf(stderr, "usage: %s [-n pairs] [-t threads] [-r reps] [-b bench]\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s [-n pairs] [-t threads] [-r reps] [-b bench[,bench...]]\n"
+				"       %s -m rss|churn [-s size] [-n objects] [-p oldest|random]\n",
+				argv[0], argv[0]);
 			return 1;
 		}
 	}
-	if (n < 1 || threads < 1 || reps < 1) {
+	if (threads < 1 || reps < 1 || size < 1) {
 		fprintf(stderr, "malloc_bench: bad arguments\n");
 		return 1;
 	}
 	verify_allocator();
-	char name[64];
-	if (only != NULL) {
-		for (int w = PAIR; w <= HANDOFF; w++) {
-			if (strcmp(only, names[w]) != 0)
-				continue;
-			if (w == PARALLEL)
-				snprintf(name, sizeof name, "%s threads=%d", names[w], threads);
-			else
-				snprintf(name, sizeof name, "%s", names[w]);
-			report(name, w, n, threads, reps);
+	if (mode != NULL) {
+		if (strcmp(mode, "rss") == 0) {
+			mode_rss(n ? n : 1000000, (size_t)size);
 			return 0;
 		}
-		fprintf(stderr, "malloc_bench: unknown benchmark %s\n", only);
+		if (strcmp(mode, "churn") == 0) {
+			if (strcmp(pattern, "oldest") != 0 && strcmp(pattern, "random") != 0) {
+				fprintf(stderr, "malloc_bench: unknown churn pattern %s\n", pattern);
+				return 1;
+			}
+			mode_churn(n ? n : 4000000, (size_t)size, pattern);
+			return 0;
+		}
+		fprintf(stderr, "malloc_bench: unknown mode %s\n", mode);
 		return 1;
+	}
+	if (n == 0)
+		n = 20000000;
+	// The benchmarks to run, in order, and their n.
+	int which[16], count = 0;
+	long wn[16];
+	if (only != NULL) {
+		for (char *tok = strtok(only, ","); tok != NULL; tok = strtok(NULL, ",")) {
+			int w = lookup(tok);
+			if (w < 0 || count == 16) {
+				fprintf(stderr, "malloc_bench: unknown benchmark %s\n", tok);
+				return 1;
+			}
+			which[count] = w;
+			wn[count++] = n;
+		}
+	} else {
+		for (int w = PAIR; w <= HANDOFF; w++) {
+			which[count] = w;
+			wn[count] = (w == CROSS || w == HANDOFF) ? n / 4 : n;
+			if (wn[count] < 1)
+				wn[count] = 1;
+			count++;
+		}
+	}
+	char name[64];
+	if (count == 1) {
+		bench_name(name, sizeof name, which[0], threads);
+		report(name, which[0], wn[0], threads, reps);
+		return 0;
 	}
 	// Run each benchmark in a fresh child process: allocator state left
 	// behind by one benchmark (e.g. glibc bins after the threaded ones)
 	// otherwise changes the next one's result.
 	fflush(stdout);
-	for (int w = PAIR; w <= HANDOFF; w++) {
-		long wn = (w == CROSS || w == HANDOFF) ? n / 4 : n;
-		if (w == PARALLEL)
-			snprintf(name, sizeof name, "%s threads=%d", names[w], threads);
-		else
-			snprintf(name, sizeof name, "%s", names[w]);
+	for (int i = 0; i < count; i++) {
+		bench_name(name, sizeof name, which[i], threads);
 		pid_t pid = fork();
 		if (pid < 0) {
 			perror("fork");
 			return 1;
 		}
 		if (pid == 0) {
-			report(name, w, wn > 0 ? wn : 1, threads, reps);
+			report(name, which[i], wn[i], threads, reps);
 			_exit(0);
 		}
 		int status;
