@@ -1,5 +1,6 @@
 // Package bench holds the side-by-side benchmarks that compare hotslab with
 // its peers. All of it lives in _test.go files; this file only documents it.
+// README.md has the commands in short and the latest numbers.
 //
 // # Benchmarks
 //
