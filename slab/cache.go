@@ -78,8 +78,12 @@ type kmemCache struct {
 	sizeMask uintptr        // size-1 when size is a power of two, else 0
 	// fastMask is sizeMask for a power-of-two size, else all ones (the
 	// assembly's mask test then sends every offset to its reciprocal
-	// check); fastProcs is len(pcpu) when the assembly fast paths are
-	// on, else 0 (every P id is then out of range for them).
+	// check). fastProcs is len(pcpu) while the assembly fast paths may
+	// use the per-P sheaves, else 0, so every P id is out of range for
+	// them: when the runtime offsets disagree (fastPath), while a flusher
+	// owns the sheaves (it is the assembly's flushing test: set to 0
+	// before the grace period, restored after), and after Close.
+	// Written only by a flusher or at creation.
 	fastMask  uintptr
 	fastProcs int
 	sizeShift uint    // log2(size) when size is a power of two

@@ -124,9 +124,6 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 		k.fpOffset = uintptr(alignUp(size, MinAlign))
 	}
 	k.fastMask = ^uintptr(0)
-	if fastPath {
-		k.fastProcs = len(a.procNode)
-	}
 	if slot&(slot-1) == 0 {
 		k.fastMask = uintptr(slot - 1)
 		k.sizeMask = uintptr(slot - 1)
@@ -147,6 +144,7 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	// min_partial = ilog2(size)/2 clamped to [5, 10], as the kernel.
 	k.minPartial = min(max(bits.Len(uint(slot))/2, 5), 10)
 	k.pcpu = make([]pcpuSheaves, len(a.procNode))
+	k.fastProcs = k.procsForAsm()
 	k.nodes = make([]atomic.Pointer[cacheNode], len(a.slabNodes))
 	for n, ok := range a.slabNodes {
 		if ok {

@@ -68,11 +68,9 @@ TEXT ·procID(SB), NOSPLIT|NOFRAME, $0-8
 TEXT ·cacheAlloc(SB), NOSPLIT|NOFRAME, $0-32
 	MOVQ c+0(FP), DX
 	MOVQ Cache_fast(DX), DX         // k (deadCache once destroyed)
-	CMPL kmemCache_flushing(DX), $0
-	JNE  aslow                      // a flusher owns the sheaves
 	PROC_ID(CX)
 	CMPQ CX, kmemCache_fastProcs(DX)
-	JCC  aslow                      // pid >= len(k.pcpu), unsigned; or fast paths off
+	JCC  aslow                      // pid >= len(k.pcpu), unsigned; 0 while flushing, or fast paths off
 	SHLQ $const_pcpuShift, CX
 	ADDQ kmemCache_pcpu(DX), CX         // pc = &k.pcpu[pid]
 	MOVQ pcpuFields_n(CX), AX      // the main sheaf's count (0: none)
@@ -128,11 +126,9 @@ valid:
 	CMPL (const_pageOwnerOff+slabHdr_freelist)(AX), R12
 	JEQ  fslow
 checked:
-	CMPL kmemCache_flushing(DX), $0
-	JNE  fslow                      // a flusher owns the sheaves
 	PROC_ID(CX)
 	CMPQ CX, kmemCache_fastProcs(DX)
-	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.procNode)); or fast paths off
+	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.procNode)); 0 while flushing, or fast paths off
 	MOVQ kmemCache_procNode(DX), AX
 	MOVLQSX (AX)(CX*4), AX
 	SHLQ $const_pcpuShift, CX

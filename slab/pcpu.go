@@ -146,3 +146,12 @@ func (k *kmemCache) callerNode() int {
 	percpu.Unpin()
 	return node
 }
+
+// procsForAsm is the fastProcs of a cache no flusher owns: len(pcpu), or
+// 0 when the assembly fast paths are off or the allocator is closed.
+func (k *kmemCache) procsForAsm() int {
+	if !fastPath || k.a.closed.Load() {
+		return 0
+	}
+	return len(k.pcpu)
+}
