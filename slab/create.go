@@ -144,6 +144,9 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	// min_partial = ilog2(size)/2 clamped to [5, 10], as the kernel.
 	k.minPartial = min(max(bits.Len(uint(slot))/2, 5), 10)
 	k.pcpu = make([]pcpuSheaves, len(a.procNode))
+	for p := range k.pcpu {
+		k.pcpu[p].node = int(a.procNode[p].Load())
+	}
 	k.fastProcs = k.procsForAsm()
 	k.nodes = make([]atomic.Pointer[cacheNode], len(a.slabNodes))
 	for n, ok := range a.slabNodes {

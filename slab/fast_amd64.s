@@ -129,20 +129,28 @@ checked:
 	PROC_ID(CX)
 	CMPQ CX, kmemCache_fastProcs(DX)
 	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.procNode)); 0 while flushing, or fast paths off
-	MOVQ kmemCache_procNode(DX), AX
-	MOVLQSX (AX)(CX*4), AX
 	SHLQ $const_pcpuShift, CX
-	ADDQ kmemCache_pcpu(DX), CX         // pc = &k.pcpu[pid]
-	CMPQ AX, R8
+	ADDQ kmemCache_pcpu(DX), CX     // pc = &k.pcpu[pid]
+	CMPQ pcpuFields_node(CX), R8
 	JNE  remote                     // an object of another node
-	MOVQ CX, BX                     // the main sheaf's count and array
-	LEAQ (pcpuFields_stat+const_FreeFastpath*8)(CX), R9
+	// Push DI onto the main sheaf unless it is full (or there is none:
+	// len 0) or DI is on top (objs[-1] of an empty sheaf is the zero
+	// word newSheaf puts before every array).
+	MOVQ pcpuFields_n(CX), AX
+	CMPQ AX, (pcpuFields_objs+8)(CX)
+	JCC  fslow                      // full: the Go path replaces it
+	MOVQ pcpuFields_objs(CX), SI
+	CMPQ -8(SI)(AX*8), DI
+	JEQ  fslow                      // on top: double free
+	MOVQ DI, (SI)(AX*8)
+	INCQ AX
+	MOVQ AX, pcpuFields_n(CX)
+	INCQ (pcpuFields_stat+const_FreeFastpath*8)(CX)
+	RET
 push:
-	// BX: a count and array ({n int; objs []uintptr} at the offsets of
-	// pcpuSheaves and sheaf alike, checked in pcpu.go), R9: the counter
-	// to bump. Push DI unless full (or no array: len 0) or DI on top
-	// (objs[-1] of an empty sheaf is the zero word newSheaf puts before
-	// every array).
+	// The main push above for the remote sheaf: BX a count and array
+	// ({n int; objs []uintptr} at the offsets of pcpuSheaves and sheaf
+	// alike, checked in pcpu.go), R9 the counter to bump.
 	MOVQ pcpuFields_n(BX), AX
 	CMPQ AX, (pcpuFields_objs+8)(BX)
 	JCC  fslow                      // full: the Go path replaces it

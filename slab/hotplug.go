@@ -90,6 +90,7 @@ func (a *Allocator) resetProcNodes() {
 		for p := range k.pcpu {
 			pc := &k.pcpu[p]
 			node := int(a.procNode[p].Load())
+			pc.node = node
 			for _, sh := range []*objSheaf{pc.main, pc.spare} {
 				if sh != nil {
 					sh.node = node

@@ -34,7 +34,10 @@ type pcpuFields struct {
 	// remote collects frees of another node's objects (of node
 	// remote.node), sent home a sheaf at a time (replaceRemote).
 	remote *objSheaf
-	stat   [NumStats]uint64
+	// node is the P's node (procNode[p]) for the assembly free, written
+	// with it: at creation and by resetProcNodes, under a flush.
+	node int
+	stat [NumStats]uint64
 }
 
 // pcpuShift is log2 of the size of a pcpuSheaves.
