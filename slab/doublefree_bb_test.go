@@ -149,3 +149,26 @@ func TestDoubleFreeAfterShrink(t *testing.T) {
 		}
 	}
 }
+
+// FreeBulk refuses an object that heads its slab's freelist (freed, and
+// back in its slab), as Free does, and frees the rest of the batch.
+func TestFreeBulkFreelistHead(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	for _, size := range []int{64, 96} { // mask and reciprocal runs
+		c := mustCache(t, e.a, "bulk-head-"+strconv.Itoa(size), size, &slab.CacheOptions{Flags: slab.NoMerge})
+		objs := make([]unsafe.Pointer, 3)
+		if err := c.AllocBulk(objs); err != nil {
+			t.Fatal(err)
+		}
+		c.Free(objs[1])
+		c.Shrink() // objs[1] heads its slab's freelist; the others keep the slab
+		c.FreeBulk([]unsafe.Pointer{objs[0], objs[1], objs[2]})
+		if bad := e.refused(); len(bad) != 1 || !strings.HasPrefix(bad[0].Fault, "double free") || bad[0].Addr != uintptr(objs[1]) {
+			t.Fatalf("size %d: FreeBulk with a freelist head: %v", size, bad)
+		}
+		c.Shrink()
+		if st := c.Stats(); st.ActiveObjects() != 0 {
+			t.Fatalf("size %d: %d objects still active", size, st.ActiveObjects())
+		}
+	}
+}
