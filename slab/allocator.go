@@ -22,7 +22,29 @@ var (
 	flushClass     = lockdep.NewClass("slab_flush_lock")
 	listLockClass  = lockdep.NewClass("&n->list_lock")
 	barnLockClass  = lockdep.NewClass("&barn->lock")
+	openClass      = lockdep.NewClass("slab_open_lock")
 )
+
+// detacher is a prefilled Sheaf or a Magazine: Close empties it.
+type detacher interface{ detach() }
+
+// registerOpen records d as out, unless the allocator is closed.
+func (a *Allocator) registerOpen(d detacher) bool {
+	a.openMu.Lock()
+	defer a.openMu.Unlock()
+	if a.closed.Load() {
+		return false
+	}
+	a.open[d] = struct{}{}
+	return true
+}
+
+// unregisterOpen forgets d (returned or closed).
+func (a *Allocator) unregisterOpen(d detacher) {
+	a.openMu.Lock()
+	delete(a.open, d)
+	a.openMu.Unlock()
+}
 
 // Options configure an Allocator.
 type Options struct {
@@ -45,8 +67,7 @@ type Allocator struct {
 
 	onInvalid func(*InvalidFree)
 
-	// slabMutex protects caches, byName, slabNodes, nextID, freeIDs,
-	// magazines and
+	// slabMutex protects caches, byName, slabNodes, nextID, freeIDs and
 	// every cache's refcount, names and node array writes. Kernel:
 	// slab_mutex.
 	slabMutex lockdep.Mutex
@@ -76,8 +97,10 @@ type Allocator struct {
 	// test hook: fail per-node structure creation for a node.
 	failNodeInit atomic.Int32 // node+1, 0 = off
 
-	// magazines are the open Magazines (slab_mutex), emptied by Close.
-	magazines map[*Magazine]struct{}
+	// openMu guards open: the prefilled sheaves and magazines out, which
+	// Close empties. A leaf lock, taken inside slab_mutex by Close.
+	openMu lockdep.Mutex
+	open   map[detacher]struct{}
 
 	unregister []func()
 	closed     atomic.Bool // set once by Close (under slab_mutex)
@@ -95,7 +118,7 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	if sys == nil {
 		return nil, fmt.Errorf("slab: nil memory system: %w", syscall.EINVAL)
 	}
-	a := &Allocator{sys: sys, byName: make(map[string]*Cache), nextID: 1, magazines: make(map[*Magazine]struct{})}
+	a := &Allocator{sys: sys, byName: make(map[string]*Cache), nextID: 1, open: make(map[detacher]struct{})}
 	if _, taken := owners.LoadOrStore(sys, a); taken {
 		return nil, fmt.Errorf("slab: the memory system already has an allocator (close it first): %w", syscall.EBUSY)
 	}
@@ -109,6 +132,7 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	}
 	a.slabMutex.Init(slabMutexClass)
 	a.flushMu.Init(flushClass)
+	a.openMu.Init(openClass)
 	a.slabNodes = make([]bool, sys.NumNodes())
 	a.procNode = make([]atomic.Int32, percpu.MaxProcs())
 	a.unregister = append(a.unregister,
@@ -156,10 +180,12 @@ func (a *Allocator) Close() {
 		k.memSize = 0
 	}
 	a.endFlush()
-	for m := range a.magazines {
-		m.detach()
+	a.openMu.Lock()
+	for d := range a.open {
+		d.detach()
 	}
-	clear(a.magazines)
+	clear(a.open)
+	a.openMu.Unlock()
 	var live int64
 	for _, k := range a.caches {
 		k.flushBarns()

@@ -60,8 +60,25 @@ type Cache struct {
 	fast    *kmemCache
 	c       *kmemCache
 	dead    atomic.Bool // Destroy succeeded for this handle
-	kmalloc bool        // a kmalloc cache's own handle: permanent
+	// open counts the prefilled sheaves and magazines taken through the
+	// handle and not yet returned or closed: Destroy refuses while there
+	// are any (they flush through the handle). An opener adds before it
+	// looks at dead; Destroy sets dead before it looks at open, and
+	// undoes it on failure — so one of them sees the other.
+	open    atomic.Int64
+	kmalloc bool // a kmalloc cache's own handle: permanent
 	name    string
+}
+
+// acquire counts one more sheaf or magazine taken through the handle,
+// unless it is destroyed or the allocator closed (then the error).
+func (c *Cache) acquire() error {
+	c.open.Add(1)
+	if err := c.usable(); err != nil {
+		c.open.Add(-1)
+		return err
+	}
+	return nil
 }
 
 // kmemCache is an underlying kmemCache (the kernel's struct kmem_cache).
@@ -111,9 +128,6 @@ type kmemCache struct {
 	fpOffset   uintptr // where the free pointer lives in a free object
 
 	flushGen atomic.Uint64 // bumped by every flush of k
-	// prefilled counts the prefilled sheaves handed out and not
-	// returned: Destroy refuses while there are any.
-	prefilled atomic.Int64
 	slowStat  [NumStats]uint64            // slow-path events, atomic
 	nodes     []atomic.Pointer[cacheNode] // never freed once set
 }

@@ -207,9 +207,11 @@ func (k *kmemCache) initNode(n int) {
 // Destroy removes the handle: from then on it refuses to allocate
 // (ErrDestroyed) and to free (reported as an invalid free). When it is the
 // last name of its cache, the cache is flushed and shrunk and, if objects
-// remain (prefilled sheaves not returned count, even empty ones), Destroy
-// fails with an error wrapping ErrBusy (EBUSY) naming the cache and the
-// count, and the cache and handle stay usable. A kmalloc
+// remain, Destroy fails with an error wrapping ErrBusy (EBUSY) naming the
+// cache and the count, and the cache and handle stay usable; so does it,
+// whatever the name, while a prefilled sheaf or magazine taken through
+// the handle is out (even an empty one). Destroy must not run
+// concurrently with other calls on the same handle. A kmalloc
 // cache's handle refuses with ErrPermanent (EPERM); a destroyed handle
 // with ErrDestroyed. Kernel: kmem_cache_destroy().
 func (c *Cache) Destroy() error {
@@ -225,6 +227,11 @@ func (c *Cache) Destroy() error {
 	}
 	if a.closed.Load() {
 		return fmt.Errorf("slab: kmem_cache_destroy %s: %w", c.name, ErrClosed)
+	}
+	c.dead.Store(true) // before looking at open (see Cache.open)
+	if n := c.open.Load(); n != 0 {
+		c.dead.Store(false)
+		return fmt.Errorf("slab: kmem_cache_destroy %s: %d prefilled sheaves or magazines not returned: %w", c.name, n, ErrBusy)
 	}
 	if k.refcount > 1 {
 		k.refcount--
@@ -247,10 +254,8 @@ func (c *Cache) Destroy() error {
 			cn.listLock.Unlock()
 		}
 	}
-	if n := k.prefilled.Load(); n != 0 && slabs == 0 {
-		return fmt.Errorf("slab: kmem_cache_destroy %s: %d prefilled sheaves not returned: %w", c.name, n, ErrBusy)
-	}
 	if slabs != 0 {
+		c.dead.Store(false)
 		return fmt.Errorf("slab: kmem_cache_destroy %s: Slab cache still has objects (%d in use, %d slabs): %w", c.name, inUse, slabs, ErrBusy)
 	}
 	k.refcount = 0

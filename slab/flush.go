@@ -62,16 +62,12 @@ func (a *Allocator) flushAndShrinkAll() {
 	}
 }
 
-// Shrink flushes every P's sheaves and the barns, gives every empty slab
-// back to the page allocator, and has the page allocator give its free
-// memory back to the OS at once (mem.System.ReportFreePages; otherwise
-// its background reporter does so after its delay). It does not take
-// mem_hotplug_lock. Kernel: kmem_cache_shrink(), then page reporting.
-func (c *Cache) Shrink() {
-	k := c.c
-	k.shrink()
-	_, _ = k.a.sys.ReportFreePages(context.Background()) // only EINVAL after System.Close
-}
+// Shrink flushes every P's sheaves and the barns and gives every empty
+// slab back to the page allocator, whose background reporter gives the
+// memory back to the OS after its delay (Allocator.Shrink does both at
+// once, for every cache). It does not take mem_hotplug_lock. Kernel:
+// kmem_cache_shrink().
+func (c *Cache) Shrink() { c.c.shrink() }
 
 func (k *kmemCache) shrink() {
 	k.a.beginFlush(k)
@@ -81,9 +77,9 @@ func (k *kmemCache) shrink() {
 	k.shrinkNodes()
 }
 
-// Shrink shrinks every cache (Cache.Shrink without the report) and then
-// has the page allocator give its free memory back to the OS, returning
-// how many bytes went back. Cancelling ctx stops the report between
+// Shrink shrinks every cache (Cache.Shrink) and then has the page
+// allocator give its free memory back to the OS at once
+// (mem.System.ReportFreePages), returning how many bytes went back. Cancelling ctx stops the report between
 // batches (an error wrapping EINTR); what went back stays back.
 func (a *Allocator) Shrink(ctx context.Context) (int64, error) {
 	a.slabMutex.Lock()

@@ -374,3 +374,62 @@ func TestUniqueIDNameCollision(t *testing.T) {
 		t.Fatalf("cache %q has kmalloc-64's UniqueID %q", x.Name(), k.UniqueID())
 	}
 }
+
+// A prefilled sheaf or magazine pins the handle it was taken through,
+// alias or not: Destroy refuses until it is returned or closed (it
+// flushes through the handle). After Allocator.Close both are empty.
+func TestOpenSheavesPinTheirHandle(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	a := mustCache(t, e.a, "pin-a", 200, nil)
+	b := mustCache(t, e.a, "pin-b", 200, nil)
+	if !b.Merged() {
+		t.Fatal("no merge")
+	}
+	m, err := b.NewMagazine(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		m.Free(m.Alloc())
+	}
+	sh, err := a.PrefillSheaf(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Destroy(); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("Destroy of an alias with a magazine open: %v", err)
+	}
+	if p, err := b.Alloc(); err != nil {
+		t.Fatalf("the handle is not usable after the refused Destroy: %v", err)
+	} else {
+		b.Free(p)
+	}
+	m.Close()
+	if err := b.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Destroy(); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("Destroy with a prefilled sheaf out: %v", err)
+	}
+	sh.Return()
+	if err := a.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if bad := e.refused(); len(bad) != 0 {
+		t.Fatalf("refused: %v", bad)
+	}
+
+	c := mustCache(t, e.a, "pin-c", 64, &slab.CacheOptions{Flags: slab.NoMerge})
+	sh, err = c.PrefillSheaf(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.a.Close()
+	if p := sh.Alloc(); p != nil {
+		t.Fatalf("a prefilled sheaf hands out %p after Allocator.Close", p)
+	}
+	if sh.Len() != 0 {
+		t.Fatalf("Len %d after Allocator.Close", sh.Len())
+	}
+	sh.Return()
+}

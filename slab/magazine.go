@@ -54,22 +54,18 @@ func (c *Cache) NewMagazine(size int) (*Magazine, error) {
 	if size < 2 || size > 1<<16 {
 		return nil, fmt.Errorf("slab: cache %q: magazine size %d not in 2..65536: %w", c.name, size, ErrInvalid)
 	}
-	if err := c.usable(); err != nil {
-		return nil, err
-	}
 	m := &Magazine{objs: make([]uintptr, size), base: k.memBase, size: k.memSize, vmemmap: k.vmemmap, id: k.id,
 		mask: ^uintptr(0), k: k, c: c}
 	if k.sizeMask != 0 {
 		m.mask = k.sizeMask
 	}
-	a := k.a
-	a.slabMutex.Lock()
-	defer a.slabMutex.Unlock()
-	if a.closed.Load() {
+	if err := c.acquire(); err != nil {
+		return nil, err
+	}
+	if !k.a.registerOpen(m) {
+		c.open.Add(-1)
 		return nil, fmt.Errorf("slab: cache %q: %w", c.name, ErrClosed)
 	}
-	a.magazines[m] = struct{}{}
-	k.prefilled.Add(1)
 	return m, nil
 }
 
@@ -193,15 +189,15 @@ func (m *Magazine) Close() {
 	if m.objs == nil {
 		return
 	}
+	if m.k.a.closed.Load() { // Close detached it
+		return
+	}
 	m.Flush()
-	a := m.k.a
-	a.slabMutex.Lock()
-	delete(a.magazines, m)
-	a.slabMutex.Unlock()
-	m.k.prefilled.Add(-1)
+	m.k.a.unregisterOpen(m)
 	m.n, m.objs, m.size = 0, nil, 0
+	m.c.open.Add(-1)
 }
 
-// detach empties a magazine on Allocator.Close (with slab_mutex held):
-// Close frees its objects with every other page.
+// detach empties a magazine on Allocator.Close: Close frees its objects
+// with every other page.
 func (m *Magazine) detach() { m.n, m.objs, m.size = 0, nil, 0 }

@@ -34,7 +34,7 @@ func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 	if n <= 0 || n > 1<<16 {
 		return nil, fmt.Errorf("slab: cache %q: sheaf size %d not in 1..65536: %w", c.name, n, ErrInvalid)
 	}
-	if err := c.usable(); err != nil {
+	if err := c.acquire(); err != nil {
 		return nil, err
 	}
 	node := k.callerNode()
@@ -51,12 +51,18 @@ func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 		if err := k.refill(c.name, sh, node, 0, n); err != nil {
 			k.flushSheaf(sh)
 			k.a.statUnpinned(k, SheafFree)
+			c.open.Add(-1)
 			return nil, err
 		}
 	}
-	k.prefilled.Add(1)
+	s := &Sheaf{n: sh.n, objs: sh.objs, c: c, k: k, sh: sh}
+	if !k.a.registerOpen(s) {
+		k.flushSheaf(sh)
+		c.open.Add(-1)
+		return nil, fmt.Errorf("slab: cache %q: %w", c.name, ErrClosed)
+	}
 	k.a.statUnpinned(k, SheafPrefill)
-	return &Sheaf{n: sh.n, objs: sh.objs, c: c, k: k, sh: sh}, nil
+	return s, nil
 }
 
 // Len returns the number of objects in the sheaf.
@@ -160,11 +166,12 @@ func (s *Sheaf) Return() {
 	sh := s.sh
 	s.sh, s.n, s.objs = nil, 0, nil
 	if k.a.closed.Load() {
-		return // Close freed its objects with every other page
+		return // Close detached it and freed its objects with every other page
 	}
+	k.a.unregisterOpen(s)
 	sh.node = k.sheafNode(sh)
 	k.disposeSheaf(sh)
-	k.prefilled.Add(-1)
+	s.c.open.Add(-1)
 	k.a.statUnpinned(k, SheafReturn)
 }
 
@@ -184,3 +191,7 @@ func (k *kmemCache) sheafNode(sh *objSheaf) int {
 	}
 	return node
 }
+
+// detach empties a prefilled sheaf on Allocator.Close: Close frees its
+// objects with every other page; Alloc then returns nil.
+func (s *Sheaf) detach() { s.sh, s.n, s.objs = nil, 0, nil }
