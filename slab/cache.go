@@ -57,9 +57,9 @@ type Cache struct {
 	// or deadCache once the handle is destroyed, so that they need no
 	// check of their own for it. Written by Destroy, which must not run
 	// concurrently with other calls on the same handle.
-	fast    *kmemCache
-	c       *kmemCache
-	dead    atomic.Bool // Destroy succeeded for this handle
+	fast *kmemCache
+	c    *kmemCache
+	dead atomic.Bool // Destroy succeeded for this handle
 	// open counts the prefilled sheaves and magazines taken through the
 	// handle and not yet returned or closed: Destroy refuses while there
 	// are any (they flush through the handle). An opener adds before it
@@ -127,9 +127,9 @@ type kmemCache struct {
 	random     uintptr // freelist pointer hardening
 	fpOffset   uintptr // where the free pointer lives in a free object
 
-	flushGen atomic.Uint64 // bumped by every flush of k
-	slowStat  [NumStats]uint64            // slow-path events, atomic
-	nodes     []atomic.Pointer[cacheNode] // never freed once set
+	flushGen atomic.Uint64               // bumped by every flush of k
+	slowStat [NumStats]uint64            // slow-path events, atomic
+	nodes    []atomic.Pointer[cacheNode] // never freed once set
 }
 
 // cacheNode is a cache's per-node part (struct kmem_cache_node) with its
