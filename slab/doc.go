@@ -81,6 +81,8 @@
 //	                  node counters
 //	&barn->lock       cacheNode.barnLock: the barn's sheaf lists (leaf; never
 //	                  held with list_lock)
+//	slab_open_lock    Allocator.openMu: the prefilled sheaves and magazines
+//	                  out (leaf; Close takes it inside slab_mutex)
 //	zone lock (mem)   taken inside mem.AllocPages/FreePages, which slab
 //	                  calls with no list_lock or barn lock held — but with
 //	                  slab_mutex (and, for a flush, slab_flush_lock) held
