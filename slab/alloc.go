@@ -296,7 +296,8 @@ func (k *kmemCache) refill(name string, sh *objSheaf, node int, gfp GFP, want in
 		}
 		cn.listLock.Lock()
 		cn.nrSlabs++
-		cn.nrFree += int64(k.objects)
+		cn.nrObjs += int64(k.objectsOf(s))
+		cn.nrFree += int64(k.objectsOf(s))
 		for sh.n < want && s.freelist != 0 {
 			sh.objs[sh.n] = k.takeObjLocked(cn, s)
 			sh.n++

@@ -211,9 +211,9 @@ func (k *kmemCache) reset() (live int64) {
 			continue
 		}
 		cn.listLock.Lock()
-		live += cn.nrSlabs*int64(k.objects) - cn.nrFree
+		live += cn.nrObjs - cn.nrFree
 		cn.partial = slabList{head: nilPFN}
-		cn.nrSlabs, cn.nrFree = 0, 0
+		cn.nrSlabs, cn.nrObjs, cn.nrFree = 0, 0, 0
 		cn.listLock.Unlock()
 	}
 	return live
@@ -240,7 +240,7 @@ func (a *Allocator) freeAllPages() (large int64) {
 			if h.flags&hdrLarge != 0 {
 				large++
 			} else if k := a.cacheOf(h.cache); k != nil {
-				order = k.order
+				order = k.orderOf(h)
 				a.statUnpinned(k, FreeSlab)
 			} else {
 				continue

@@ -136,9 +136,9 @@ func (k *kmemCache) bulkNode(objs []unsafe.Pointer) int {
 		var n int
 		var seen uint64
 		if k.sizeMask != 0 {
-			n, seen = bulkRunPow2(objs[i:], h.base, k.slabBytes, k.sizeMask, k.recip, headFree)
+			n, seen = bulkRunPow2(objs[i:], h.base, k.slabBytesOf(h), k.sizeMask, k.recip, headFree)
 		} else {
-			n, seen = k.bulkRun(objs[i:], h.base, headFree)
+			n, seen = k.bulkRun(objs[i:], h.base, k.slabBytesOf(h), headFree)
 		}
 		if n == 0 {
 			return -2
@@ -179,8 +179,8 @@ func bulkRunPow2(objs []unsafe.Pointer, base, slabBytes, mask uintptr, recip uin
 // division).
 //
 //go:noinline
-func (k *kmemCache) bulkRun(objs []unsafe.Pointer, base, headFree uintptr) (n int, seen uint64) {
-	slabBytes, recip, size := k.slabBytes, k.recip, uintptr(k.size)
+func (k *kmemCache) bulkRun(objs []unsafe.Pointer, base, slabBytes, headFree uintptr) (n int, seen uint64) {
+	recip, size := k.recip, uintptr(k.size)
 	for i, p := range objs {
 		off := uintptr(p) - base
 		if off >= slabBytes {

@@ -108,9 +108,11 @@ type kmemCache struct {
 	recip     uint64
 	objects   int // per slab
 	size      int // slot size
-	pcpu      []pcpuSheaves
-	flushing  atomic.Int32   // non-zero while a flusher owns the per-P sheaves
-	procNode  []atomic.Int32 // a.memNode
+	// minObjects per slab of minOrder, the fallback geometry (hdrMin).
+	minObjects int
+	pcpu       []pcpuSheaves
+	flushing   atomic.Int32   // non-zero while a flusher owns the per-P sheaves
+	procNode   []atomic.Int32 // a.memNode
 
 	a          *Allocator
 	name       string       // first name
@@ -122,6 +124,7 @@ type kmemCache struct {
 	flags      Flags
 	ctor       func(unsafe.Pointer)
 	order      int
+	minOrder   int // the fallback geometry's order (newSlab)
 	minPartial int
 	sheafCap   int
 	random     uintptr // freelist pointer hardening
@@ -139,6 +142,7 @@ type cacheNode struct {
 	listLock lockdep.Mutex // partial list and counters
 	partial  slabList
 	nrSlabs  int64
+	nrObjs   int64 // object slots in this node's slabs
 	nrFree   int64 // free slots in this node's slabs
 
 	barnLock lockdep.Mutex
@@ -217,7 +221,7 @@ func (k *kmemCache) stats() CacheStats {
 		}
 		cn.listLock.Lock()
 		s.Nodes = append(s.Nodes, NodeStats{Node: n, Slabs: cn.nrSlabs,
-			Objects: cn.nrSlabs * int64(k.objects), Partial: int64(cn.partial.n), Free: cn.nrFree})
+			Objects: cn.nrObjs, Partial: int64(cn.partial.n), Free: cn.nrFree})
 		cn.listLock.Unlock()
 	}
 	return s

@@ -130,6 +130,8 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 		k.sizeShift = uint(bits.TrailingZeros(uint(slot)))
 	}
 	k.slabBytes = uintptr(objs * slot)
+	k.minOrder = bits.Len(uint((slot - 1) >> mem.PageShift))
+	k.minObjects = (mem.PageSize << k.minOrder) / slot
 	pm := a.sys.PageMap()
 	k.memBase, k.memSize = pm.Base(), pm.Size()
 	k.vmemmap = unsafe.Pointer(pm.PageAt(pm.Base()))
@@ -249,7 +251,7 @@ func (c *Cache) Destroy() error {
 	for n := range k.nodes {
 		if cn := k.nodes[n].Load(); cn != nil {
 			cn.listLock.Lock()
-			inUse += cn.nrSlabs*int64(k.objects) - cn.nrFree
+			inUse += cn.nrObjs - cn.nrFree
 			slabs += cn.nrSlabs
 			cn.listLock.Unlock()
 		}

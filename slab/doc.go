@@ -123,7 +123,9 @@
 //   - A slab's inuse counts the objects not on its freelist; a slab with
 //     inuse == 0 is on its node's partial list or being discarded.
 //   - cacheNode.nrFree is the sum of free-list lengths; nrSlabs the slabs
-//     of the node; so objects-in-use = nrSlabs*objects - nrFree.
+//     of the node and nrObjs their slots (a slab of the fallback order,
+//     hdrMin on every page, has minObjects); so objects-in-use = nrObjs -
+//     nrFree.
 //   - Every page of a slab carries the cache id, node and base while the
 //     slab exists (FreePages zeroes them); a large kmalloc's head page
 //     carries largeID, an id no cache has. A destroyed cache's id is

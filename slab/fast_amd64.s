@@ -190,7 +190,12 @@ recip:
 	MOVQ R10, R11
 	IMULQ kmemCache_recip(DX), R11
 	SHRQ $32, R11
-	CMPQ R11, kmemCache_objects(DX)
+	MOVQ kmemCache_objects(DX), R12
+	TESTB $const_hdrMin, (const_pageOwnerOff+slabHdr_flags)(AX)
+	JEQ  recipobjs
+	MOVQ kmemCache_minObjects(DX), R12 // a slab of the fallback order
+recipobjs:
+	CMPQ R11, R12
 	JCC  fslow
 	IMULQ kmemCache_size(DX), R11
 	CMPQ R11, R10

@@ -202,7 +202,8 @@ func (k *kmemCache) shrinkNodes() {
 			if s.inuse == 0 {
 				cn.partial.remove(k.a, s)
 				cn.nrSlabs--
-				cn.nrFree -= int64(k.objects)
+				cn.nrObjs -= int64(k.objectsOf(s))
+				cn.nrFree -= int64(k.objectsOf(s))
 				discard = append(discard, s)
 			}
 			s = next

@@ -30,7 +30,7 @@ func cacheFreeGo(c *Cache, p unsafe.Pointer) {
 		return
 	}
 	h := k.hdrAt(addr)
-	if h == nil || h.cache != k.id || !k.objStart(h.base, addr) || c.dead.Load() {
+	if h == nil || h.cache != k.id || !k.objStart(h, addr) || c.dead.Load() {
 		c.badFree(addr)
 		return
 	}
@@ -217,7 +217,8 @@ func (k *kmemCache) putObjLocked(cn *cacheNode, s *slabHdr, addr uintptr) *slabH
 	if s.inuse == 0 && nrPartial >= k.minPartial {
 		cn.partial.remove(k.a, s)
 		cn.nrSlabs--
-		cn.nrFree -= int64(k.objects)
+		cn.nrObjs -= int64(k.objectsOf(s))
+		cn.nrFree -= int64(k.objectsOf(s))
 		return s
 	}
 	return nil

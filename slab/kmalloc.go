@@ -182,7 +182,7 @@ func (a *Allocator) Ksize(p unsafe.Pointer) int {
 		return mem.PageSize << max(pg.Order(), 0)
 	}
 	k := a.cacheOf(h.cache)
-	if k == nil || !k.objStart(h.base, addr) {
+	if k == nil || !k.objStart(h, addr) {
 		return 0
 	}
 	return int(k.objectSize.Load())

@@ -140,7 +140,7 @@ func (m *Magazine) freeSlow(p unsafe.Pointer) {
 		return
 	}
 	h := k.hdrAt(addr)
-	if h == nil || h.cache != k.id || !k.objStart(h.base, addr) || m.c.dead.Load() {
+	if h == nil || h.cache != k.id || !k.objStart(h, addr) || m.c.dead.Load() {
 		m.c.badFree(addr)
 		return
 	}

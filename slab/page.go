@@ -39,6 +39,10 @@ type slabHdr struct {
 
 const (
 	hdrLarge = 1 << iota // head page of a large kmalloc (no cache)
+	// hdrMin marks every page of a slab of the cache's fallback
+	// geometry (minOrder, minObjects): the page allocator had no chunk
+	// of the cache's order. Kernel: a slab of oo_min.
+	hdrMin
 
 	// largeID is the cache id of a large kmalloc's head page: no cache
 	// has it, so a slab lookup fails the cache check without a special
@@ -222,35 +226,69 @@ func (a *Allocator) cacheOf(id uint32) *kmemCache {
 }
 
 // objStart reports whether addr is the start of an object slot of the
-// slab at base. Kernel: obj_to_index() with its reciprocal division (a
-// mask for power-of-two slots).
-func (k *kmemCache) objStart(base, addr uintptr) bool {
-	off := addr - base
+// slab whose header (of any of its pages) is h. Kernel: obj_to_index()
+// with its reciprocal division (a mask for power-of-two slots).
+func (k *kmemCache) objStart(h *slabHdr, addr uintptr) bool {
+	off := addr - h.base
 	if k.sizeMask != 0 {
-		return off&k.sizeMask == 0 && off < k.slabBytes
+		return off&k.sizeMask == 0 && off < k.slabBytesOf(h)
 	}
 	idx := (uint64(off) * k.recip) >> 32
-	return idx < uint64(k.objects) && idx*uint64(k.size) == uint64(off)
+	return idx < uint64(k.objectsOf(h)) && idx*uint64(k.size) == uint64(off)
+}
+
+// objectsOf, slabBytesOf and orderOf are the geometry of the slab whose
+// header is h: the cache's, or its fallback's (hdrMin).
+func (k *kmemCache) objectsOf(h *slabHdr) int {
+	if h.flags&hdrMin != 0 {
+		return k.minObjects
+	}
+	return k.objects
+}
+
+func (k *kmemCache) slabBytesOf(h *slabHdr) uintptr {
+	return uintptr(k.objectsOf(h) * k.size)
+}
+
+func (k *kmemCache) orderOf(h *slabHdr) int {
+	if h.flags&hdrMin != 0 {
+		return k.minOrder
+	}
+	return k.order
 }
 
 // newSlab takes pages from the page allocator, writes the slab header into
 // every page and threads the freelist through the objects, calling the
 // constructor. Kernel: allocate_slab().
+//
+// When the page allocator has no free chunk of the cache's order, the
+// slab takes the fallback geometry — the smallest order holding one
+// object (order_fallback) — as the kernel's allocate_slab() falls back
+// to oo_min: a slab of order 4 or 5 must not fail while smaller chunks
+// are free.
 func (k *kmemCache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 	sys := k.a.sys
-	addr, err := sys.AllocPages(node, k.order, gfp)
+	order, objects, flags := k.order, k.objects, uint8(0)
+	addr, err := sys.AllocPages(node, order, gfp)
+	if err != nil && k.minOrder < k.order {
+		order, objects, flags = k.minOrder, k.minObjects, hdrMin
+		addr, err = sys.AllocPages(node, order, gfp)
+		if err == nil {
+			k.a.statUnpinned(k, OrderFallback)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	head := sys.PageOf(addr)
-	tmpl := slabHdr{cache: k.id, node: uint8(sys.PageNode(addr)), base: addr, next: nilPFN, prev: nilPFN}
-	pages := unsafe.Slice(head, 1<<k.order)
+	tmpl := slabHdr{cache: k.id, node: uint8(sys.PageNode(addr)), flags: flags, base: addr, next: nilPFN, prev: nilPFN}
+	pages := unsafe.Slice(head, 1<<order)
 	for i := range pages {
 		*hdr(&pages[i]) = tmpl
 	}
 	s := hdr(head)
 	var next uintptr
-	for i := k.objects - 1; i >= 0; i-- {
+	for i := objects - 1; i >= 0; i-- {
 		obj := addr + uintptr(i*k.size)
 		if k.ctor != nil {
 			k.ctor(ptr(obj))
@@ -265,7 +303,7 @@ func (k *kmemCache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 // discardSlab gives an empty slab's pages back (FreePages clears the
 // headers). Kernel: discard_slab().
 func (k *kmemCache) discardSlab(s *slabHdr) {
-	if err := k.a.sys.FreePages(s.base, k.order); err != nil {
+	if err := k.a.sys.FreePages(s.base, k.orderOf(s)); err != nil {
 		k.a.log.Error("slab: freeing slab pages", "cache", k.name, "addr", s.base, "err", err)
 	}
 	k.a.statUnpinned(k, FreeSlab)

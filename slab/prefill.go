@@ -91,7 +91,7 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 	n := s.n
 	if off := addr - k.memBase; off < k.memSize && uint(n) < uint(len(s.objs)) {
 		h := (*slabHdr)(unsafe.Add(k.vmemmap, (off>>pageShift)*pageStructSize+pageOwnerOff)) // hdrAt
-		if h.cache == k.id && k.objStart(h.base, addr) && (n == 0 || s.objs[n-1] != addr) &&
+		if h.cache == k.id && k.objStart(h, addr) && (n == 0 || s.objs[n-1] != addr) &&
 			!headsFreelist(h, addr-h.base) {
 			s.objs[n] = addr
 			s.n = n + 1
@@ -110,7 +110,7 @@ func (s *Sheaf) freeSlow(p unsafe.Pointer) {
 	if p == nil {
 		return
 	}
-	if h := k.hdrAt(addr); h == nil || h.cache != k.id || !k.objStart(h.base, addr) {
+	if h := k.hdrAt(addr); h == nil || h.cache != k.id || !k.objStart(h, addr) {
 		s.c.badFree(addr)
 		return
 	}

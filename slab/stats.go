@@ -29,6 +29,7 @@ const (
 	AllocNodeMismatch             // alloc_node_mismatch: node-specific alloc off the fast path
 	AllocBulk                     // alloc_bulk: objects allocated in bulk
 	FreeBulk                      // free_bulk: objects freed in bulk
+	OrderFallback                 // order_fallback: slab of the fallback order
 	NumStats
 )
 
@@ -37,7 +38,7 @@ var statNames = [NumStats]string{
 	"free_remote", "alloc_slab", "free_slab", "sheaf_refill", "sheaf_flush",
 	"barn_get", "barn_get_fail", "barn_put", "barn_put_fail", "sheaf_alloc",
 	"sheaf_free", "sheaf_prefill", "sheaf_return", "alloc_node_mismatch",
-	"alloc_bulk", "free_bulk",
+	"alloc_bulk", "free_bulk", "order_fallback",
 }
 
 // String returns the kernel's name of the counter.
