@@ -108,11 +108,13 @@ type kmemCache struct {
 	recip     uint64
 	objects   int // per slab
 	size      int // slot size
-	// minObjects per slab of minOrder, the fallback geometry (hdrMin).
-	minObjects int
-	pcpu       []pcpuSheaves
-	flushing   atomic.Int32   // non-zero while a flusher owns the per-P sheaves
-	procNode   []atomic.Int32 // a.memNode
+	// minObjects per slab of minOrder, the fallback geometry (hdrMin),
+	// in minSlabBytes.
+	minObjects   int
+	minSlabBytes uintptr
+	pcpu         []pcpuSheaves
+	flushing     atomic.Int32   // non-zero while a flusher owns the per-P sheaves
+	procNode     []atomic.Int32 // a.memNode
 
 	a          *Allocator
 	name       string       // first name

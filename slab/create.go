@@ -132,6 +132,7 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	k.slabBytes = uintptr(objs * slot)
 	k.minOrder = bits.Len(uint((slot - 1) >> mem.PageShift))
 	k.minObjects = (mem.PageSize << k.minOrder) / slot
+	k.minSlabBytes = uintptr(k.minObjects * slot)
 	pm := a.sys.PageMap()
 	k.memBase, k.memSize = pm.Base(), pm.Size()
 	k.vmemmap = unsafe.Pointer(pm.PageAt(pm.Base()))

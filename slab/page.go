@@ -247,7 +247,10 @@ func (k *kmemCache) objectsOf(h *slabHdr) int {
 }
 
 func (k *kmemCache) slabBytesOf(h *slabHdr) uintptr {
-	return uintptr(k.objectsOf(h) * k.size)
+	if h.flags&hdrMin != 0 {
+		return k.minSlabBytes
+	}
+	return k.slabBytes
 }
 
 func (k *kmemCache) orderOf(h *slabHdr) int {
