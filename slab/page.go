@@ -231,7 +231,9 @@ func (a *Allocator) cacheOf(id uint32) *kmemCache {
 func (k *kmemCache) objStart(h *slabHdr, addr uintptr) bool {
 	off := addr - h.base
 	if k.sizeMask != 0 {
-		return off&k.sizeMask == 0 && off < k.slabBytesOf(h)
+		// A power of two divides its slab, of either geometry, and h is
+		// the header of addr's own page: off is inside the slab.
+		return off&k.sizeMask == 0
 	}
 	idx := (uint64(off) * k.recip) >> 32
 	return idx < uint64(k.objectsOf(h)) && idx*uint64(k.size) == uint64(off)
