@@ -23,6 +23,7 @@ const (
 	RecursiveRead
 )
 
+// String returns the lock kind's name.
 func (k Kind) String() string {
 	switch k {
 	case Write:

@@ -26,6 +26,7 @@ const (
 	BadSubclass
 )
 
+// String returns the report kind's name.
 func (k ReportKind) String() string {
 	switch k {
 	case Circular:

@@ -62,6 +62,8 @@ type InvalidFree struct {
 	Fault string  // what is wrong with it
 }
 
+// Error describes the refused free: the pointer, the handle (or kfree)
+// and the fault.
 func (f *InvalidFree) Error() string {
 	if f.Cache == "" {
 		return fmt.Sprintf("slab: invalid kfree of %#x: %s", f.Addr, f.Fault)
