@@ -140,7 +140,7 @@ func setupHotslabCache(b *testing.B, size int) memAllocator {
 		},
 		free: c.Free,
 		giveBack: func() string {
-			c.Shrink() // gives the empty slabs back, then reports them to the OS
+			c.Shrink() // gives the empty slabs back to the page allocator
 			if _, err := a.System().ReportFreePages(context.Background()); err != nil {
 				panic(err)
 			}
@@ -248,13 +248,35 @@ func BenchmarkRSS(b *testing.B) {
 	if testing.Short() {
 		b.Skip("allocates up to 1.4 GiB per row; skipped in -short mode")
 	}
+	variants := make([]string, len(rssSizes))
+	for i, size := range rssSizes {
+		variants[i] = "size=" + strconv.Itoa(size)
+	}
+	runMemRows(b, variants,
+		func(b *testing.B, setup func(*testing.B, int) memAllocator, i int) { rssChild(b, setup, rssSizes[i]) },
+		func(b *testing.B, bin string, i int) []benchMetric {
+			size := rssSizes[i]
+			kv := runCMem(b, bin, "-m", "rss", "-s", strconv.Itoa(size), "-n", strconv.Itoa(rssObjects(size)))
+			return []benchMetric{
+				{kv.float(b, "rss/payload"), "rss/payload"},
+				{kv.float(b, "rss-growth") / mib, "rss-MB"},
+			}
+		})
+}
+
+// runMemRows runs, for every variant, each Go row of memRows in a child
+// process (goChild there; the parent reports what the child printed) and
+// each C allocator's row through the harness (cRow's metrics).
+func runMemRows(b *testing.B, variants []string,
+	goChild func(b *testing.B, setup func(*testing.B, int) memAllocator, variant int),
+	cRow func(b *testing.B, bin string, variant int) []benchMetric) {
 	child := os.Getenv(memChildEnv) != ""
 	for _, row := range memRows {
 		b.Run(row.name, func(b *testing.B) {
-			for _, size := range rssSizes {
-				b.Run("size="+strconv.Itoa(size), func(b *testing.B) {
+			for i, v := range variants {
+				b.Run(v, func(b *testing.B) {
 					if child {
-						rssChild(b, row.setup, size)
+						goChild(b, row.setup, i)
 						return
 					}
 					reportMemChild(b)
@@ -268,14 +290,8 @@ func BenchmarkRSS(b *testing.B) {
 	for _, name := range cMemRows {
 		b.Run("c-"+name, func(b *testing.B) {
 			bin := cHarness(b, name)
-			for _, size := range rssSizes {
-				b.Run("size="+strconv.Itoa(size), func(b *testing.B) {
-					kv := runCMem(b, bin, "-m", "rss", "-s", strconv.Itoa(size), "-n", strconv.Itoa(rssObjects(size)))
-					reportMem(b, []benchMetric{
-						{kv.float(b, "rss/payload"), "rss/payload"},
-						{kv.float(b, "rss-growth") / mib, "rss-MB"},
-					})
-				})
+			for i, v := range variants {
+				b.Run(v, func(b *testing.B) { reportMem(b, cRow(b, bin, i)) })
 			}
 		})
 	}
@@ -307,9 +323,9 @@ func rssChild(b *testing.B, setup func(*testing.B, int) memAllocator, size int) 
 // 3M chosen by a hash of the index ("random", the same ones in every row),
 // then the allocator is asked to give memory back:
 //
-//	hotslab-cache    Cache.Shrink on the dedicated NoMerge cache (which
-//	                 has mem report free pages to the OS), then
-//	                 mem.System.ReportFreePages (nothing left, as a check)
+//	hotslab-cache    Cache.Shrink on the dedicated NoMerge cache (empty
+//	                 slabs back to the page allocator), then
+//	                 mem.System.ReportFreePages (free memory to the OS)
 //	hotslab-kmalloc  Allocator.Shrink: every cache, then ReportFreePages
 //	heap             runtime.GC and debug.FreeOSMemory (dropping the
 //	                 references is the free)
@@ -338,40 +354,18 @@ func BenchmarkChurn(b *testing.B) {
 		b.Skip("allocates 4M objects per row; skipped in -short mode")
 	}
 	patterns := []string{"oldest", "random"}
-	child := os.Getenv(memChildEnv) != ""
-	for _, row := range memRows {
-		b.Run(row.name, func(b *testing.B) {
-			for _, pattern := range patterns {
-				b.Run(pattern, func(b *testing.B) {
-					if child {
-						churnChild(b, row.setup, pattern)
-						return
-					}
-					reportMemChild(b)
-				})
+	runMemRows(b, patterns,
+		func(b *testing.B, setup func(*testing.B, int) memAllocator, i int) { churnChild(b, setup, patterns[i]) },
+		func(b *testing.B, bin string, i int) []benchMetric {
+			kv := runCMem(b, bin, "-m", "churn", "-p", patterns[i],
+				"-s", strconv.Itoa(churnSize), "-n", strconv.Itoa(churnObjects))
+			return []benchMetric{
+				{kv.float(b, "peak") / mib, "peak-MB"},
+				{kv.float(b, "freed") / mib, "freed-MB"},
+				{kv.float(b, "after") / mib, "after-MB"},
+				{kv.float(b, "rss/live"), "rss/live"},
 			}
 		})
-	}
-	if child {
-		return
-	}
-	for _, name := range cMemRows {
-		b.Run("c-"+name, func(b *testing.B) {
-			bin := cHarness(b, name)
-			for _, pattern := range patterns {
-				b.Run(pattern, func(b *testing.B) {
-					kv := runCMem(b, bin, "-m", "churn", "-p", pattern,
-						"-s", strconv.Itoa(churnSize), "-n", strconv.Itoa(churnObjects))
-					reportMem(b, []benchMetric{
-						{kv.float(b, "peak") / mib, "peak-MB"},
-						{kv.float(b, "freed") / mib, "freed-MB"},
-						{kv.float(b, "after") / mib, "after-MB"},
-						{kv.float(b, "rss/live"), "rss/live"},
-					})
-				})
-			}
-		})
-	}
 }
 
 func churnChild(b *testing.B, setup func(*testing.B, int) memAllocator, pattern string) {

@@ -61,6 +61,7 @@
 //	flush.go      the flush protocol, shrink
 //	bulk.go       AllocBulk, FreeBulk
 //	prefill.go    prefilled sheaves (Sheaf)
+//	magazine.go   goroutine-owned magazines (Magazine)
 //	page.go       struct slab in struct page, the freelist, new slabs
 //	kmalloc.go    kmalloc, kfree, ksize, krealloc
 //	hotplug.go    memory and node notifiers, each P's node

@@ -12,6 +12,29 @@ import (
 	"unsafe"
 )
 
+// Bad sizes and destroyed handles are refused, nothing opened.
+func TestNewMagazineBadInput(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("mag-bad", 64, &CacheOptions{Flags: NoMerge})
+	for _, size := range []int{-1, 1, 1<<16 + 1} {
+		if m, err := c.NewMagazine(size); !errors.Is(err, syscall.EINVAL) || m != nil {
+			t.Fatalf("NewMagazine(%d): %v, %v", size, m, err)
+		}
+	}
+	if n := c.open.Load(); n != 0 {
+		t.Fatalf("%d magazines counted after refusals", n)
+	}
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewMagazine(8); !errors.Is(err, ErrDestroyed) {
+		t.Fatalf("NewMagazine on a destroyed handle: %v", err)
+	}
+	if _, err := c.PrefillSheaf(8); !errors.Is(err, ErrDestroyed) {
+		t.Fatalf("PrefillSheaf on a destroyed handle: %v", err)
+	}
+}
+
 func TestMagazine(t *testing.T) {
 	e := newEnv(t, memCfg())
 	for _, size := range []int{64, 96, 2048} { // mask, reciprocal, multi-page slabs

@@ -27,8 +27,10 @@ type Sheaf struct {
 func (s *Sheaf) sync() { s.sh.n = s.n }
 
 // PrefillSheaf returns a sheaf holding at least n objects (1 <= n <=
-// 65536). Objects in it count as allocated until it is returned.
-// Kernel: kmem_cache_prefill_sheaf().
+// 65536; else ErrInvalid). Objects in it count as allocated until it is
+// returned, and the handle cannot be destroyed meanwhile (EBUSY);
+// Allocator.Close empties it. A destroyed handle or closed allocator is
+// refused. Kernel: kmem_cache_prefill_sheaf().
 func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 	k := c.c
 	if n <= 0 || n > 1<<16 {
