@@ -222,8 +222,14 @@ func TestCloseFreesEverything(t *testing.T) {
 	if _, err := e.a.Kmalloc(64<<10, 0); err == nil {
 		t.Fatal("large Kmalloc after Close served")
 	}
-	if _, err := c.Alloc(); err == nil {
-		t.Fatal("Alloc after Close served")
+	if _, err := c.Alloc(); !errors.Is(err, slab.ErrClosed) {
+		t.Fatalf("Alloc after Close: %v", err)
+	}
+	if _, err := e.a.Kmalloc(64, 0); !errors.Is(err, slab.ErrClosed) {
+		t.Fatalf("small Kmalloc after Close: %v", err)
+	}
+	if _, err := e.a.NewCache("after-close", 64, nil); !errors.Is(err, slab.ErrClosed) {
+		t.Fatalf("NewCache after Close: %v", err)
 	}
 	for _, b := range e.sys.Blocks() {
 		if b.UsedPages != 0 {
