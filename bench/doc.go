@@ -141,6 +141,11 @@
 //	bench/interleave.sh                        # 9 rounds, -benchtime 1s: ~4 min
 //	bench/interleave.sh -rounds 15 -benchtime 2s
 //	bench/interleave.sh -rounds 5 -bench '^BenchmarkPair64$' -cbench pair64 -v
+//	bench/interleave.sh -pgo '^BenchmarkPair64(Parallel)?$/hotslab-handle$'
+//
+// -pgo RE adds rows named row+pgo: the rows RE selects, run from a second
+// test binary built with -pgo from a CPU profile of one run of them (how a
+// program gets Go's inliner to inline a Magazine's Free at a hot site).
 //
 // # C harness
 //

@@ -1,6 +1,7 @@
 package slab_test
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,7 +50,7 @@ func TestFreeBulkDoubleFree(t *testing.T) {
 	// Every validation path: power-of-two sizes with up to 64 and with
 	// more objects per slab, other sizes, multi-page slabs; duplicates
 	// within one slab's run and across slabs, adjacent and far apart.
-	for _, size := range []int{32, 64, 96, 1024, 3000} {
+	for _, size := range []int{8, 16, 32, 64, 96, 1024, 3000} {
 		c := mustCache(t, e.a, "bulk-dup-"+strconv.Itoa(size), size, &slab.CacheOptions{Flags: slab.NoMerge})
 		// A fresh cache's first few objects share its first slab.
 		few := make([]unsafe.Pointer, 8)
@@ -93,6 +94,39 @@ func TestFreeBulkDoubleFree(t *testing.T) {
 			if bad := e.refused(); len(bad) != 0 {
 				t.Fatalf("size %d: valid batch refused: %v", size, bad)
 			}
+		}
+		// Shuffled batches: a slab's objects in several runs, a
+		// duplicate in another run of the same slab.
+		rng := rand.New(rand.NewPCG(uint64(size), 1))
+		for round := 0; round < 20; round++ {
+			if err := c.AllocBulk(objs); err != nil {
+				t.Fatal(err)
+			}
+			rng.Shuffle(len(objs), func(i, j int) { objs[i], objs[j] = objs[j], objs[i] })
+			n := 2 + rng.IntN(len(objs)-2)
+			batch := append([]unsafe.Pointer(nil), objs[:n]...)
+			if round%2 == 0 {
+				c.FreeBulk(batch)
+				if bad := e.refused(); len(bad) != 0 {
+					t.Fatalf("size %d: valid shuffled batch of %d refused: %v", size, n, bad)
+				}
+			} else {
+				i, j := rng.IntN(n), rng.IntN(n)
+				for i == j {
+					j = rng.IntN(n)
+				}
+				lost := batch[j]
+				batch[j] = batch[i]
+				c.FreeBulk(batch)
+				if bad := e.refused(); len(bad) != 1 || !strings.HasPrefix(bad[0].Fault, "double free") {
+					t.Fatalf("size %d: shuffled batch of %d, objects %d and %d the same: %v", size, n, i, j, bad)
+				}
+				c.Free(lost)
+				if bad := e.refused(); len(bad) != 0 {
+					t.Fatalf("size %d: %v", size, bad)
+				}
+			}
+			c.FreeBulk(objs[n:])
 		}
 	}
 }

@@ -27,6 +27,10 @@
 // Per row it prints the median, min and max ns/op over the rounds, the
 // median of row / (the -ref row of the same shape) and of row / Pair64/-ref
 // (the floors count as shape Pair64), and then every -ratio A:B.
+//
+// With -pgo RE, the rows RE selects also run from a second test binary
+// built with profile-guided optimisation (go test -c -pgo) from a CPU
+// profile of one run of them, as rows named row+pgo, in the same rounds.
 package main
 
 import (
@@ -60,6 +64,7 @@ var (
 		"Bulk64/hotslab:Bulk64/syncpool,Pair64/hotslab:Pair64/c-jemalloc,Pair64/hotslab-sheaf:LIFOFloor,"+
 		"Pair64/hotslab-sheaf:LIFOFloorCalls,Pair64/hotslab:LIFOFloorCalls",
 		"extra ratios A:B (row names), comma-separated; each the median of per-round A/B")
+	pgo     = flag.String("pgo", "", "-test.bench pattern of Go rows to run a second time, built with profile-guided optimisation from a CPU profile of those rows (named row+pgo; empty: none)")
 	dir     = flag.String("dir", "", "the bench package directory (default: ./bench or . , whichever holds c/malloc_bench.c)")
 	verbose = flag.Bool("v", false, "print every run's raw output")
 )
@@ -108,6 +113,13 @@ func run(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "# go rows: -test.bench '%s' -test.benchtime %s -test.cpu %d -test.count 1 per round\n", *goBench, *benchtime, *cpus)
 	}
+	var pgoBin string
+	if *pgo != "" {
+		if pgoBin, err = buildPGO(bdir, tmp); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "# +pgo rows: -test.bench '%s', the test binary built with -pgo from a CPU profile of one run of them\n", *pgo)
+	}
 	type cBin struct{ name, path string }
 	var cBins []cBin
 	if *cAllocs != "" {
@@ -142,7 +154,25 @@ func run(w io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("round %d: %s: %v\n%s", r, goBin, err, out)
 			}
-			return parseGo(out, s)
+			if err := parseGo(out, s); err != nil || pgoBin == "" {
+				return err
+			}
+			out, err = exec.Command(pgoBin, "-test.run", "^$", "-test.bench", *pgo, "-test.count", "1",
+				"-test.benchtime", *benchtime, "-test.cpu", strconv.Itoa(*cpus)).CombinedOutput()
+			if *verbose {
+				fmt.Fprintf(w, "## round %d go +pgo\n%s", r, out)
+			}
+			if err != nil {
+				return fmt.Errorf("round %d: %s: %v\n%s", r, pgoBin, err, out)
+			}
+			ps := sample{}
+			if err := parseGo(out, ps); err != nil {
+				return err
+			}
+			for k, v := range ps {
+				s[k+"+pgo"] = v
+			}
+			return nil
 		}
 		runC := func() error {
 			for _, c := range cBins {
@@ -194,6 +224,28 @@ func benchDir() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("cannot find the bench directory (c/malloc_bench.c); run from the repository root or bench/, or pass -dir")
+}
+
+// buildPGO builds the bench test binary, runs the -pgo rows once with a
+// CPU profile, and builds the binary again with that profile (how a user
+// gets Go's inliner to inline a Magazine's Free at a hot call site).
+func buildPGO(bdir, tmp string) (string, error) {
+	plain := filepath.Join(tmp, "bench-profile.test")
+	prof := filepath.Join(tmp, "pgo.pprof")
+	bin := filepath.Join(tmp, "bench-pgo.test")
+	for _, args := range [][]string{
+		{"go", "test", "-c", "-o", plain, "."},
+		{plain, "-test.run", "^$", "-test.bench", *pgo, "-test.count", "1", "-test.benchtime", *benchtime,
+			"-test.cpu", strconv.Itoa(*cpus), "-test.cpuprofile", prof},
+		{"go", "test", "-c", "-pgo", prof, "-o", bin, "."},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = bdir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return bin, nil
 }
 
 // buildC compiles the C harness for one allocator.
