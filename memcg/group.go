@@ -1,0 +1,325 @@
+// Groups: the tree, limits, the hierarchical usage counter and events.
+
+package memcg
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync/atomic"
+)
+
+// Group is a memory cgroup: a node of the Controller's tree with a usage
+// counter, limits, events and slab statistics, each hierarchical (a
+// group's numbers include its descendants', as cgroup v2's do).
+type Group struct {
+	ctrl   *Controller
+	name   string
+	parent *Group
+	depth  int
+	// objcg is the group's own ObjCgroup, fixed at creation.
+	objcg *ObjCgroup
+	// Under the Controller's mu: children by name, and the ObjCgroups
+	// that point here (the own one and those reparented from removed
+	// descendants).
+	children  map[string]*Group
+	objcgList []*ObjCgroup
+	online    atomic.Bool
+
+	usage, max, high, peak atomic.Int64
+	events                 [numEvents]atomic.Int64
+	// slab holds bytes of accounted objects per node: [node][0] not
+	// reclaimable, [node][1] reclaimable (slab.ReclaimAccount caches).
+	slab [MaxNodes][2]atomic.Int64
+}
+
+// Event is a memory.events counter.
+type Event int
+
+// The memory.events counters, in the file's order.
+const (
+	EventLow  Event = iota // never counted: hotslab has no memory.low
+	EventHigh              // a charge left the group above memory.high
+	EventMax               // a charge hit memory.max (and reclaimed)
+	EventOOM               // a charge failed at memory.max after reclaim
+	EventOOMKill
+	EventOOMGroupKill
+	numEvents
+)
+
+var eventNames = [numEvents]string{"low", "high", "max", "oom", "oom_kill", "oom_group_kill"}
+
+func (e Event) String() string {
+	if e < 0 || e >= numEvents {
+		return fmt.Sprintf("Event(%d)", int(e))
+	}
+	return eventNames[e]
+}
+
+// Name returns the group's name ("" for the root).
+func (g *Group) Name() string { return g.name }
+
+// Path returns the group's path from the root ("/" for the root,
+// "/a/b" below it).
+func (g *Group) Path() string {
+	if g.parent == nil {
+		return "/"
+	}
+	var parts []string
+	for x := g; x.parent != nil; x = x.parent {
+		parts = append(parts, x.name)
+	}
+	slices.Reverse(parts)
+	return "/" + strings.Join(parts, "/")
+}
+
+// Parent returns the group's parent (nil for the root).
+func (g *Group) Parent() *Group { return g.parent }
+
+// Controller returns the group's controller.
+func (g *Group) Controller() *Controller { return g.ctrl }
+
+// Online reports whether the group is in the tree (not removed).
+func (g *Group) Online() bool { return g.online.Load() }
+
+// ObjCgroup returns the group's own ObjCgroup.
+func (g *Group) ObjCgroup() *ObjCgroup { return g.objcg }
+
+// Children returns the group's children, sorted by name.
+func (g *Group) Children() []*Group {
+	c := g.ctrl
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Group, 0, len(g.children))
+	for _, ch := range g.children {
+		out = append(out, ch)
+	}
+	slices.SortFunc(out, func(a, b *Group) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// validName reports whether name can name a group: a cgroup directory
+// name (no '/', not "." or "..", not empty, at most 255 bytes, no NUL).
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= 255 && !strings.ContainsAny(name, "/\x00")
+}
+
+// Create makes a child group (the kernel's mkdir in the cgroup tree). It
+// fails with ErrExist if the name is taken, ErrInvalid for a bad name and
+// ErrRemoved if g was removed. A removed group's name may be reused at
+// once.
+func (g *Group) Create(name string) (*Group, error) {
+	if !validName(name) {
+		return nil, fmt.Errorf("memcg: create %q in %s: %w", name, g.Path(), ErrInvalid)
+	}
+	c := g.ctrl
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !g.online.Load() {
+		return nil, fmt.Errorf("memcg: create %q in %s: %w", name, g.Path(), ErrRemoved)
+	}
+	if g.children[name] != nil {
+		return nil, fmt.Errorf("memcg: create %q in %s: %w", name, g.Path(), ErrExist)
+	}
+	ch := c.newGroup(name, g)
+	ch.objcg = c.newObjCgroupLocked(ch)
+	g.children[name] = ch
+	return ch, nil
+}
+
+// Remove takes the group out of the tree (the kernel's rmdir: offline,
+// then freed once nothing refers to it). It fails with ErrBusy if the
+// group has children and ErrInvalid for the root. Its objects stay
+// charged: its ObjCgroups are moved to the parent (no object is walked),
+// so their later frees uncharge the parent and its ancestors. Removing a
+// removed group fails with ErrRemoved.
+func (g *Group) Remove() error {
+	c := g.ctrl
+	if g.parent == nil {
+		return fmt.Errorf("memcg: remove the root: %w", ErrInvalid)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !g.online.Load() {
+		return fmt.Errorf("memcg: remove %s: %w", g.Path(), ErrRemoved)
+	}
+	if len(g.children) > 0 {
+		return fmt.Errorf("memcg: remove %s: %w", g.Path(), ErrBusy)
+	}
+	// Offline first: from now on a charge through g picks the parent's
+	// ObjCgroup (Group.target, read in the pinned section).
+	g.online.Store(false)
+	p := g.parent
+	delete(p.children, g.name)
+	for _, o := range g.objcgList {
+		o.group.Store(p)
+		o.detached = true
+		p.objcgList = append(p.objcgList, o)
+	}
+	g.objcgList = nil
+	// The drain's grace period waits out every pinned section that took
+	// one of g's ObjCgroups before the offline; its flush makes their
+	// reference counts exact, so the unused ones are freed now.
+	c.drainLocked()
+	return nil
+}
+
+// dropObjCgroup removes o from g's list. Called with mu held.
+func (g *Group) dropObjCgroup(o *ObjCgroup) {
+	if i := slices.Index(g.objcgList, o); i >= 0 {
+		g.objcgList = slices.Delete(g.objcgList, i, i+1)
+	}
+}
+
+// target returns the ObjCgroup a charge through g uses: g's own while g
+// is online, else its nearest online ancestor's.
+func (g *Group) target() *ObjCgroup {
+	for !g.online.Load() {
+		g = g.parent
+	}
+	return g.objcg
+}
+
+// SetMax sets memory.max in bytes (math.MaxInt64: "max", no limit). A
+// limit below the current usage reclaims (stocks, then shrinkers) and
+// stays set even if usage stays above it, as the kernel's does after it
+// gives up. The root cannot be limited (ErrInvalid).
+func (g *Group) SetMax(n int64) error {
+	if n < 0 || g.parent == nil {
+		return fmt.Errorf("memcg: %s: memory.max %d: %w", g.Path(), n, ErrInvalid)
+	}
+	if !g.online.Load() {
+		return fmt.Errorf("memcg: %s: memory.max: %w", g.Path(), ErrRemoved)
+	}
+	g.max.Store(n)
+	if g.usage.Load() > n {
+		g.ctrl.reclaim(g, g.usage.Load()-n)
+	}
+	return nil
+}
+
+// SetHigh sets memory.high in bytes (math.MaxInt64: "max"). Above it a
+// charge reclaims but never fails.
+func (g *Group) SetHigh(n int64) error {
+	if n < 0 || g.parent == nil {
+		return fmt.Errorf("memcg: %s: memory.high %d: %w", g.Path(), n, ErrInvalid)
+	}
+	if !g.online.Load() {
+		return fmt.Errorf("memcg: %s: memory.high: %w", g.Path(), ErrRemoved)
+	}
+	g.high.Store(n)
+	return nil
+}
+
+// Max returns memory.max (math.MaxInt64: none).
+func (g *Group) Max() int64 { return g.max.Load() }
+
+// High returns memory.high (math.MaxInt64: none).
+func (g *Group) High() int64 { return g.high.Load() }
+
+// Current returns memory.current: the bytes charged to the group and its
+// descendants, including what the P stocks hold pre-charged (Drain
+// returns those).
+func (g *Group) Current() int64 { return g.usage.Load() }
+
+// Peak returns memory.peak: the highest Current since creation or the
+// last ResetPeak.
+func (g *Group) Peak() int64 { return g.peak.Load() }
+
+// ResetPeak sets the peak to the current usage (a write to memory.peak).
+func (g *Group) ResetPeak() { g.peak.Store(g.usage.Load()) }
+
+// EventCount returns a memory.events counter (hierarchical).
+func (g *Group) EventCount(e Event) int64 {
+	if e < 0 || e >= numEvents {
+		return 0
+	}
+	return g.events[e].Load()
+}
+
+// event counts e in g and its ancestors.
+func (g *Group) event(e Event) {
+	for x := g; x != nil; x = x.parent {
+		x.events[e].Add(1)
+	}
+}
+
+// tryCharge adds n to the usage of g and every ancestor unless one would
+// exceed its max: then it undoes what it added and returns that group.
+// Kernel: page_counter_try_charge().
+func (g *Group) tryCharge(n int64) (over *Group) {
+	for x := g; x != nil; x = x.parent {
+		u := x.usage.Add(n)
+		if u > x.max.Load() {
+			x.usage.Add(-n)
+			for y := g; y != x; y = y.parent {
+				y.usage.Add(-n)
+			}
+			return x
+		}
+		if u > x.peak.Load() {
+			x.raisePeak(u)
+		}
+	}
+	return nil
+}
+
+func (g *Group) raisePeak(u int64) {
+	for {
+		p := g.peak.Load()
+		if u <= p || g.peak.CompareAndSwap(p, u) {
+			return
+		}
+	}
+}
+
+// uncharge subtracts n from g and every ancestor.
+func (g *Group) uncharge(n int64) {
+	for x := g; x != nil; x = x.parent {
+		x.usage.Add(-n)
+	}
+}
+
+// overHigh returns the first group from g up whose usage is above its
+// high, or nil.
+func (g *Group) overHigh() *Group {
+	for x := g; x != nil; x = x.parent {
+		if h := x.high.Load(); h != math.MaxInt64 && x.usage.Load() > h {
+			return x
+		}
+	}
+	return nil
+}
+
+// addSlab adds n bytes of node's slab statistics (reclaimable or not)
+// to g and every ancestor.
+func (g *Group) addSlab(node int, reclaimable bool, n int64) {
+	if node < 0 || node >= MaxNodes || n == 0 {
+		return
+	}
+	r := 0
+	if reclaimable {
+		r = 1
+	}
+	for x := g; x != nil; x = x.parent {
+		x.slab[node][r].Add(n)
+	}
+}
+
+// Slab returns the group's slab bytes on node (-1: all nodes), not
+// reclaimable and reclaimable, as memory.stat and memory.numa_stat show
+// them (exact after Controller.Drain).
+func (g *Group) Slab(node int) (unreclaimable, reclaimable int64) {
+	if node >= 0 {
+		if node >= MaxNodes {
+			return 0, 0
+		}
+		return g.slab[node][0].Load(), g.slab[node][1].Load()
+	}
+	for n := range g.slab {
+		unreclaimable += g.slab[n][0].Load()
+		reclaimable += g.slab[n][1].Load()
+	}
+	return unreclaimable, reclaimable
+}
