@@ -13,6 +13,7 @@ import (
 	"github.com/hotslab/hotslab/internal/percpu"
 	"github.com/hotslab/hotslab/lockdep"
 	"github.com/hotslab/hotslab/mem"
+	"github.com/hotslab/hotslab/memcg"
 )
 
 // Lock classes, in lock order (outermost first). slab_mutex is taken
@@ -66,6 +67,8 @@ type Allocator struct {
 	log *slog.Logger
 
 	onInvalid func(*InvalidFree)
+	// memcg charges accounted allocations (memcg.go).
+	memcg *memcg.Controller
 
 	// slabMutex protects caches, byName, slabNodes, nextID, freeIDs and
 	// every cache's refcount, names and node array writes. Kernel:
@@ -123,6 +126,16 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 		return nil, fmt.Errorf("slab: the memory system already has an allocator (close it first): %w", syscall.EBUSY)
 	}
 	a.table.Store(new([]*kmemCache))
+	a.memcg = memcg.New()
+	a.memcg.SetNodes(func() []int {
+		var nodes []int
+		for n := range sys.NumNodes() {
+			if sys.NodeHasMemory(n) {
+				nodes = append(nodes, n)
+			}
+		}
+		return nodes
+	})
 	if opts != nil {
 		a.onInvalid = opts.OnInvalidFree
 		a.log = opts.Logger
@@ -177,7 +190,7 @@ func (a *Allocator) Close() {
 	a.beginFlush()
 	for _, k := range a.caches {
 		k.flushPcpuLocked()
-		k.memSize = 0
+		k.memSize, k.freeSize = 0, 0
 	}
 	a.endFlush()
 	a.openMu.Lock()
@@ -239,8 +252,10 @@ func (a *Allocator) freeAllPages() (large int64) {
 			order := pg.Order()
 			if h.flags&hdrLarge != 0 {
 				large++
+				a.unchargeLarge(pg, h)
 			} else if k := a.cacheOf(h.cache); k != nil {
 				order = k.orderOf(h)
+				k.unchargeSlab(h)
 				a.statUnpinned(k, FreeSlab)
 			} else {
 				continue

@@ -58,6 +58,13 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 	}
 	k := c.c
 	node := k.bulkNode(objs)
+	if k.acct && node != -2 {
+		// Uncharged before any goes where an allocation can take it
+		// (an invalid batch is freed one by one, each uncharged then).
+		for _, p := range objs {
+			k.uncharge(k.hdrAt(uintptr(p)), uintptr(p))
+		}
+	}
 	i := 0
 	if node >= 0 && !c.dead.Load() {
 		pc, pid := k.pin()

@@ -88,8 +88,12 @@ type kmemCache struct {
 	// validating a free costs no load of the Allocator or the System;
 	// see hdrAt), the id and geometry, the per-P sheaves and the flush
 	// word.
-	memBase  uintptr
-	memSize  uintptr
+	memBase uintptr
+	memSize uintptr
+	// freeSize is memSize, or 0 for an accounted cache: the range the
+	// inline and assembly free paths accept, so that an accounted
+	// cache's frees all take the Go path, which uncharges.
+	freeSize uintptr
 	vmemmap  unsafe.Pointer // the Page of memBase
 	id       uint32         // index in Allocator.table, kept in every slab page
 	sizeMask uintptr        // size-1 when size is a power of two, else 0
@@ -131,6 +135,14 @@ type kmemCache struct {
 	sheafCap   int
 	random     uintptr // freelist pointer hardening
 	fpOffset   uintptr // where the free pointer lives in a free object
+
+	// acct: an Account cache. Its slabs end with a vector of one uint32
+	// per object, the id of the memcg.ObjCgroup the object is charged
+	// to (0: not charged), at objectsOf*size from the slab's base
+	// (memcg.go). chargeSize is what one object charges: its slot and
+	// its vector entry.
+	acct       bool
+	chargeSize int64
 
 	flushGen atomic.Uint64               // bumped by every flush of k
 	slowStat [NumStats]uint64            // slow-path events, atomic

@@ -111,7 +111,13 @@ func (a *Allocator) findMergeable(size, align int, o CacheOptions) *kmemCache {
 // newCacheLocked builds an underlying cache. Called with slab_mutex held.
 // Kernel: do_kmem_cache_create() / kmem_cache_open().
 func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOptions) (*kmemCache, error) {
-	order, objs := calculateOrder(slot)
+	// An accounted cache's slabs end with their objects' ObjCgroup ids:
+	// its geometry is that of slots objExtSize bytes larger.
+	ext := 0
+	if o.Flags&Account != 0 {
+		ext = objExtSize
+	}
+	order, objs := calculateOrder(slot + ext)
 	k := &kmemCache{
 		a: a, procNode: a.procNode, id: a.allocID(), name: name, names: []string{name}, refcount: 1,
 		size: slot, align: align, flags: o.Flags, ctor: o.Ctor,
@@ -124,17 +130,23 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 		k.fpOffset = uintptr(alignUp(size, MinAlign))
 	}
 	k.fastMask = ^uintptr(0)
-	if slot&(slot-1) == 0 {
+	// A power of two's mask alone validates an offset only when objects
+	// fill the slab: not with a vector at its end.
+	if slot&(slot-1) == 0 && ext == 0 {
 		k.fastMask = uintptr(slot - 1)
 		k.sizeMask = uintptr(slot - 1)
 		k.sizeShift = uint(bits.TrailingZeros(uint(slot)))
 	}
 	k.slabBytes = uintptr(objs * slot)
-	k.minOrder = bits.Len(uint((slot - 1) >> mem.PageShift))
-	k.minObjects = (mem.PageSize << k.minOrder) / slot
+	k.minOrder = bits.Len(uint((slot + ext - 1) >> mem.PageShift))
+	k.minObjects = (mem.PageSize << k.minOrder) / (slot + ext)
 	k.minSlabBytes = uintptr(k.minObjects * slot)
 	pm := a.sys.PageMap()
 	k.memBase, k.memSize = pm.Base(), pm.Size()
+	k.freeSize = k.memSize
+	if ext != 0 {
+		k.acct, k.chargeSize, k.freeSize = true, int64(slot+ext), 0
+	}
 	k.vmemmap = unsafe.Pointer(pm.PageAt(pm.Base()))
 	k.objectSize.Store(int32(size))
 	a.publishTable(func(t []*kmemCache) []*kmemCache {

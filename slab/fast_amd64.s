@@ -100,8 +100,8 @@ TEXT ·cacheFree(SB), NOSPLIT|NOFRAME, $0-16
 	// AX = &Page of p (k.hdrAt without the owner offset)
 	MOVQ DI, AX
 	SUBQ kmemCache_memBase(DX), AX
-	CMPQ AX, kmemCache_memSize(DX)
-	JCC  fslow                      // outside hotslab memory
+	CMPQ AX, kmemCache_freeSize(DX)
+	JCC  fslow                      // outside hotslab memory (or an accounted cache: empty)
 	SHRQ $const_pageShift, AX
 	IMULQ $const_pageStructSize, AX
 	ADDQ kmemCache_vmemmap(DX), AX

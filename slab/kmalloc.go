@@ -3,6 +3,7 @@ package slab
 import (
 	"fmt"
 	"math/bits"
+	"strings"
 	"unsafe"
 
 	"github.com/hotslab/hotslab/mem"
@@ -14,6 +15,9 @@ const KmallocMaxCacheSize = 8192
 
 type kmallocCaches struct {
 	bySize [len(kmallocSizes)]*Cache
+	// cg are the accounted classes, kmalloc-cg-N (the kernel's
+	// KMALLOC_CGROUP caches), for KmallocGroup.
+	cg [len(kmallocSizes)]*Cache
 	// index maps (size-1)/8 to the class of size: one load per
 	// lookup, as the kernel's size_index table for the small sizes.
 	index [KmallocMaxCacheSize / 8]uint8
@@ -50,6 +54,14 @@ func (a *Allocator) createKmallocCaches() error {
 		c.kmalloc = true
 		a.kmalloc.bySize[i] = c
 	}
+	for i, sz := range kmallocSizes {
+		c, err := a.NewCache(strings.Replace(kmallocName(sz), "kmalloc-", "kmalloc-cg-", 1), sz, &CacheOptions{Flags: Account})
+		if err != nil {
+			return err
+		}
+		c.kmalloc = true
+		a.kmalloc.cg[i] = c
+	}
 	class := 0
 	for i := range a.kmalloc.index {
 		for kmallocSizes[class] < (i+1)*8 {
@@ -64,6 +76,11 @@ func (a *Allocator) createKmallocCaches() error {
 // Kernel: kmalloc_slab().
 func (a *Allocator) kmallocCache(size int) *Cache {
 	return a.kmalloc.bySize[a.kmalloc.index[(size-1)>>3]]
+}
+
+// kmallocCGCache returns the accounted kmalloc cache for size.
+func (a *Allocator) kmallocCGCache(size int) *Cache {
+	return a.kmalloc.cg[a.kmalloc.index[(size-1)>>3]]
 }
 
 func largeOrder(size int) int {
@@ -132,6 +149,7 @@ func (a *Allocator) Kfree(p unsafe.Pointer) {
 		}
 		// FreePages refuses a concurrent second free of the same
 		// allocation and clears the header.
+		a.unchargeLarge(pg, h)
 		if err := a.sys.FreePages(addr, pg.Order()); err != nil {
 			a.invalidFree("", addr, err.Error())
 		}
@@ -156,6 +174,11 @@ func (a *Allocator) Kfree(p unsafe.Pointer) {
 // kmallocHandle returns the kmalloc handle of a kmalloc cache, else nil.
 func (k *kmemCache) kmallocHandle() *Cache {
 	for _, c := range k.a.kmalloc.bySize {
+		if c != nil && c.c == k {
+			return c
+		}
+	}
+	for _, c := range k.a.kmalloc.cg {
 		if c != nil && c.c == k {
 			return c
 		}
@@ -211,7 +234,13 @@ func (a *Allocator) Krealloc(p unsafe.Pointer, size int, gfp GFP) (unsafe.Pointe
 	if size > 0 && size <= old {
 		return p, nil
 	}
-	q, err := a.Kmalloc(size, gfp)
+	var q unsafe.Pointer
+	var err error
+	if o := a.objCgroupOf(uintptr(p)); o != nil && size > 0 {
+		q, err = a.KmallocGroup(o.Group(), size, gfp) // the same group
+	} else {
+		q, err = a.Kmalloc(size, gfp)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ func (c *Cache) NewMagazine(size int) (*Magazine, error) {
 	if size < 2 || size > 1<<16 {
 		return nil, fmt.Errorf("slab: cache %q: magazine size %d not in 2..65536: %w", c.name, size, ErrInvalid)
 	}
-	m := &Magazine{objs: make([]uintptr, size), base: k.memBase, size: k.memSize, vmemmap: k.vmemmap, id: k.id,
+	m := &Magazine{objs: make([]uintptr, size), base: k.memBase, size: k.freeSize, vmemmap: k.vmemmap, id: k.id,
 		mask: ^uintptr(0), k: k, c: c}
 	if k.sizeMask != 0 {
 		m.mask = k.sizeMask
@@ -160,6 +160,7 @@ func (m *Magazine) freeSlow(p unsafe.Pointer) {
 		k.a.invalidFree(m.c.name, addr, "double free (object heads its slab's freelist)")
 		return
 	}
+	k.uncharge(h, addr)
 	if m.n == len(m.objs) {
 		m.flush(len(m.objs) / 2)
 	}

@@ -301,6 +301,9 @@ func (k *kmemCache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 		k.setFree(obj, next)
 		next = obj
 	}
+	if k.acct {
+		k.clearObjExts(addr, objects, uintptr(objects*k.size))
+	}
 	atomic.StoreUint32(&s.freelist, 1)
 	return s, nil
 }

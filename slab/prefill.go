@@ -91,7 +91,7 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 	k := s.k
 	addr := uintptr(p)
 	n := s.n
-	if off := addr - k.memBase; off < k.memSize && uint(n) < uint(len(s.objs)) {
+	if off := addr - k.memBase; off < k.freeSize && uint(n) < uint(len(s.objs)) {
 		h := (*slabHdr)(unsafe.Add(k.vmemmap, (off>>pageShift)*pageStructSize+pageOwnerOff)) // hdrAt
 		if h.cache == k.id && k.objStart(h, addr) && (n == 0 || s.objs[n-1] != addr) &&
 			!headsFreelist(h, addr-h.base) {

@@ -1,0 +1,220 @@
+// Memory cgroup accounting: the per-slab ObjCgroup vectors, charging an
+// accounted allocation and uncharging its free (the kernel's
+// memcg_slab_post_alloc_hook and memcg_slab_free_hook).
+
+package slab
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/hotslab/hotslab/mem"
+	"github.com/hotslab/hotslab/memcg"
+)
+
+// objExtSize is the size of an object's vector entry: the id of its
+// memcg.ObjCgroup (the kernel's slabobj_ext, an obj_cgroup pointer).
+// Like the rest of slab's metadata it is off the Go heap and
+// pointer-free: the collector sees nothing per object.
+const objExtSize = 4
+
+// Memcg returns the allocator's memory controller: the group tree that
+// accounted allocations charge (Cache.In, Cache.AllocContext,
+// KmallocGroup, KmallocContext).
+func (a *Allocator) Memcg() *memcg.Controller { return a.memcg }
+
+// objExt returns the vector entry of the object at addr of the slab
+// whose header (of addr's page) is h: the vector follows the slab's
+// objects. k must be accounted and addr an object start.
+func (k *kmemCache) objExt(h *slabHdr, addr uintptr) *uint32 {
+	idx := uintptr((uint64(addr-h.base) * k.recip) >> 32)
+	return (*uint32)(ptr(h.base + k.slabBytesOf(h) + idx*objExtSize))
+}
+
+// clearObjExts zeroes the vector of a new slab of k at base.
+func (k *kmemCache) clearObjExts(base uintptr, objects int, slabBytes uintptr) {
+	clear(unsafe.Slice((*uint32)(ptr(base+slabBytes)), objects))
+}
+
+// charge charges the object p, just allocated from k, to g and records
+// the ObjCgroup in its vector entry. On failure the caller frees p.
+func (k *kmemCache) charge(g *memcg.Group, p unsafe.Pointer) error {
+	addr := uintptr(p)
+	h := k.hdrAt(addr)
+	id, err := k.a.memcg.Charge(g, k.chargeSize, int(h.node), k.flags&ReclaimAccount != 0)
+	if err != nil {
+		return err
+	}
+	atomic.StoreUint32(k.objExt(h, addr), id)
+	return nil
+}
+
+// uncharge uncharges the object at addr (validated as an object of k,
+// h its page's header) if it is charged, and clears its vector entry:
+// each charge is uncharged once, even by two racing frees.
+func (k *kmemCache) uncharge(h *slabHdr, addr uintptr) {
+	if !k.acct {
+		return
+	}
+	if id := atomic.SwapUint32(k.objExt(h, addr), 0); id != 0 {
+		k.a.memcg.Uncharge(id, k.chargeSize, int(h.node), k.flags&ReclaimAccount != 0)
+	}
+}
+
+// unchargeSlab uncharges every charged object of the slab at base
+// (Close frees it with its objects).
+func (k *kmemCache) unchargeSlab(h *slabHdr) {
+	if !k.acct {
+		return
+	}
+	n := k.objectsOf(h)
+	vec := unsafe.Slice((*uint32)(ptr(h.base+k.slabBytesOf(h))), n)
+	for i := range vec {
+		if id := atomic.SwapUint32(&vec[i], 0); id != 0 {
+			k.a.memcg.Uncharge(id, k.chargeSize, int(h.node), k.flags&ReclaimAccount != 0)
+		}
+	}
+}
+
+// GroupCache is a cache handle that charges what it allocates to a
+// memory cgroup: Cache.In's result. It is a small value; make one per
+// group and cache, or per call — both cost nothing.
+type GroupCache struct {
+	c *Cache
+	g *memcg.Group
+}
+
+// In returns a handle that allocates from c charging g (the kernel's
+// allocation from a SLAB_ACCOUNT cache by a task in g). c must have been
+// created with Account: otherwise every allocation through the handle
+// fails with ErrInvalid. A group removed meanwhile is charged through
+// its nearest live ancestor. Free objects with the handle or with
+// c.Free: either uncharges the group the object was charged to.
+func (c *Cache) In(g *memcg.Group) GroupCache { return GroupCache{c, g} }
+
+// Alloc returns an object charged to the handle's group: its slot size
+// plus 4 bytes (the object's vector entry) to the group and every
+// ancestor. At the group's memory.max it reclaims and then fails with an
+// error wrapping ErrNoMemory, memcg.ErrNoMemory and syscall.ENOMEM.
+func (gc GroupCache) Alloc() (unsafe.Pointer, error) {
+	return gc.AllocNode(mem.NumaNoNode, 0)
+}
+
+// Zalloc is Alloc with the object zeroed over the cache's object size.
+func (gc GroupCache) Zalloc() (unsafe.Pointer, error) {
+	return gc.AllocNode(mem.NumaNoNode, Zero)
+}
+
+// AllocNode is Cache.AllocNode charging the handle's group.
+func (gc GroupCache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
+	c := gc.c
+	k := c.c
+	if !k.acct {
+		return nil, fmt.Errorf("slab: cache %q: charging a group needs a cache created with Account: %w", c.name, ErrInvalid)
+	}
+	if gc.g == nil || gc.g.Controller() != k.a.memcg {
+		return nil, fmt.Errorf("slab: cache %q: a group of another allocator's controller (or nil): %w", c.name, ErrInvalid)
+	}
+	var p unsafe.Pointer
+	var err error
+	if node == mem.NumaNoNode && gfp == 0 {
+		p, err = c.Alloc()
+	} else {
+		p, err = c.AllocNode(node, gfp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := k.charge(gc.g, p); err != nil {
+		c.Free(p)
+		return nil, &causeError{fmt.Sprintf("slab: cache %q", c.name), ErrNoMemory, err}
+	}
+	return p, nil
+}
+
+// Free frees an object of the cache, as Cache.Free.
+func (gc GroupCache) Free(p unsafe.Pointer) { gc.c.Free(p) }
+
+// Group returns the handle's group.
+func (gc GroupCache) Group() *memcg.Group { return gc.g }
+
+// Cache returns the handle's cache.
+func (gc GroupCache) Cache() *Cache { return gc.c }
+
+// AllocContext allocates from c charging the group ctx carries
+// (memcg.NewContext); without one it is Alloc, uncharged. Kernel: an
+// allocation from a SLAB_ACCOUNT cache charging current's memcg.
+func (c *Cache) AllocContext(ctx context.Context) (unsafe.Pointer, error) {
+	if g := memcg.FromContext(ctx); g != nil {
+		return c.In(g).Alloc()
+	}
+	return c.Alloc()
+}
+
+// KmallocGroup is Kmalloc charging g: sizes up to 8 KiB come from the
+// accounted kmalloc-cg-N caches, larger ones from the page allocator,
+// charged by the page. Kernel: kmalloc(size, GFP_KERNEL_ACCOUNT) by a
+// task in g.
+func (a *Allocator) KmallocGroup(g *memcg.Group, size int, gfp GFP) (unsafe.Pointer, error) {
+	return a.kmallocGroupNode(g, size, mem.NumaNoNode, gfp)
+}
+
+// KmallocContext is KmallocGroup charging the group ctx carries
+// (memcg.NewContext); without one it is Kmalloc.
+func (a *Allocator) KmallocContext(ctx context.Context, size int, gfp GFP) (unsafe.Pointer, error) {
+	if g := memcg.FromContext(ctx); g != nil {
+		return a.KmallocGroup(g, size, gfp)
+	}
+	return a.Kmalloc(size, gfp)
+}
+
+func (a *Allocator) kmallocGroupNode(g *memcg.Group, size, node int, gfp GFP) (unsafe.Pointer, error) {
+	if g == nil || g.Controller() != a.memcg {
+		return nil, fmt.Errorf("slab: kmalloc %d bytes: a group of another allocator's controller (or nil): %w", size, ErrInvalid)
+	}
+	if size > 0 && size <= KmallocMaxCacheSize {
+		return a.kmallocCGCache(size).In(g).AllocNode(node, gfp)
+	}
+	p, err := a.KmallocNode(size, node, gfp)
+	if err != nil {
+		return nil, err
+	}
+	addr := uintptr(p)
+	pg := a.sys.PageOf(addr)
+	h := hdr(pg)
+	id, err := a.memcg.Charge(g, int64(mem.PageSize)<<pg.Order(), a.sys.PageNode(addr), false)
+	if err != nil {
+		a.Kfree(p)
+		return nil, &causeError{fmt.Sprintf("slab: kmalloc %d bytes", size), ErrNoMemory, err}
+	}
+	atomic.StoreUint32(&h.next, id) // a large allocation's ObjCgroup
+	return p, nil
+}
+
+// unchargeLarge uncharges a large kmalloc allocation (head page pg,
+// header h) if it is charged.
+func (a *Allocator) unchargeLarge(pg *mem.Page, h *slabHdr) {
+	if id := atomic.SwapUint32(&h.next, 0); id != 0 && id != nilPFN {
+		a.memcg.Uncharge(id, int64(mem.PageSize)<<pg.Order(), a.sys.PageNode(h.base), false)
+	}
+}
+
+// objCgroupOf returns the ObjCgroup a kmalloc object or large allocation
+// at addr is charged to, or nil.
+func (a *Allocator) objCgroupOf(addr uintptr) *memcg.ObjCgroup {
+	pg := a.sys.PageOf(addr)
+	if pg == nil {
+		return nil
+	}
+	h := hdr(pg)
+	if h.flags&hdrLarge != 0 {
+		return a.memcg.ObjCgroupOf(atomic.LoadUint32(&h.next))
+	}
+	k := a.cacheOf(h.cache)
+	if k == nil || !k.acct || !k.objStart(h, addr) {
+		return nil
+	}
+	return a.memcg.ObjCgroupOf(atomic.LoadUint32(k.objExt(h, addr)))
+}

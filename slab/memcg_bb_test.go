@@ -1,0 +1,279 @@
+package slab_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"github.com/hotslab/hotslab/mem"
+	"github.com/hotslab/hotslab/memcg"
+	"github.com/hotslab/hotslab/slab"
+)
+
+// Black-box tests of memcg accounting through slab (issue 11).
+
+func mustGroup(t *testing.T, g *memcg.Group, name string) *memcg.Group {
+	t.Helper()
+	ch, err := g.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// zeroed checks that every group's counters are back to zero.
+func zeroed(t *testing.T, ctrl *memcg.Controller, groups ...*memcg.Group) {
+	t.Helper()
+	ctrl.Drain()
+	for _, g := range append(groups, ctrl.Root()) {
+		if u, r := g.Slab(-1); g.Current() != 0 || u != 0 || r != 0 {
+			t.Errorf("%s: current %d, slab %d+%d; want all 0", g.Path(), g.Current(), u, r)
+		}
+	}
+}
+
+func TestAccountCharges(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	ctrl := e.a.Memcg()
+	parent := mustGroup(t, ctrl.Root(), "tenants")
+	g := mustGroup(t, parent, "a")
+	c := mustCache(t, e.a, "acct-64", 64, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	const n = 1000
+	objs := make([]unsafe.Pointer, n)
+	for i := range objs {
+		p, err := c.In(g).Alloc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs[i] = p
+	}
+	ctrl.Drain()
+	per := int64(64 + 4) // the slot and its ObjCgroup id
+	for _, x := range []*memcg.Group{g, parent, ctrl.Root()} {
+		if x.Current() != n*per {
+			t.Errorf("%s: current %d, want %d", x.Path(), x.Current(), n*per)
+		}
+		u, r := x.Slab(-1)
+		if u != n*per || r != 0 {
+			t.Errorf("%s: slab %d+%d", x.Path(), u, r)
+		}
+	}
+	stat, _ := g.FileContents("memory.stat")
+	if want := "slab_unreclaimable 68000\n"; !strings.Contains(stat, want) {
+		t.Errorf("memory.stat lacks %q:\n%s", want, stat)
+	}
+	// Every free path uncharges: Free, FreeBulk, a Magazine, a prefilled
+	// Sheaf, the handle's Free.
+	for _, p := range objs[:200] {
+		c.Free(p)
+	}
+	c.FreeBulk(objs[200:400])
+	m, err := c.NewMagazine(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range objs[400:600] {
+		m.Free(p)
+	}
+	m.Close()
+	sh, err := c.PrefillSheaf(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range objs[600:800] {
+		sh.Free(p)
+	}
+	sh.Return()
+	for _, p := range objs[800:] {
+		c.In(g).Free(p)
+	}
+	if bad := e.refused(); len(bad) != 0 {
+		t.Fatal(bad)
+	}
+	zeroed(t, ctrl, g, parent)
+	// Objects allocated uncharged from an accounted cache charge nothing
+	// and uncharge nothing.
+	p, _ := c.Alloc()
+	q, _ := c.In(g).Alloc()
+	c.Free(p)
+	ctrl.Drain()
+	if g.Current() != per {
+		t.Errorf("current %d after an uncharged object's free, want %d", g.Current(), per)
+	}
+	c.Free(q)
+	c.Free(q) // a double free uncharges once (and is reported)
+	if len(e.refused()) != 1 {
+		t.Error("double free not reported")
+	}
+	zeroed(t, ctrl, g, parent)
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAccountRefused(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	g := mustGroup(t, e.a.Memcg().Root(), "g")
+	plain := mustCache(t, e.a, "plain-64", 64, &slab.CacheOptions{Flags: slab.NoMerge})
+	if p, err := plain.In(g).Alloc(); !errors.Is(err, syscall.EINVAL) || p != nil {
+		t.Fatalf("charging through a cache without Account: %v", err)
+	}
+	acct := mustCache(t, e.a, "acct-32", 32, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	if _, err := acct.In(nil).Alloc(); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("nil group: %v", err)
+	}
+	other := memcg.New()
+	if _, err := acct.In(other.Root()).Alloc(); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("another controller's group: %v", err)
+	}
+	if _, err := e.a.KmallocGroup(nil, 10, 0); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("KmallocGroup nil: %v", err)
+	}
+	// A pointer into an accounted slab's vector is no object.
+	p, err := acct.In(g).Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := acct.Stats()
+	// p is in its slab's first page (a fresh cache): the vector starts
+	// ObjsPerSlab slots after the slab's start.
+	off := (uintptr(p) & (mem.PageSize<<st.Order - 1)) / 32
+	acct.Free(unsafe.Add(p, (uintptr(st.ObjsPerSlab)-off)*32))
+	if bad := e.refused(); len(bad) != 1 {
+		t.Fatalf("free into the vector: %v", bad)
+	}
+	acct.Free(p)
+	zeroed(t, e.a.Memcg(), g)
+}
+
+func TestAccountLimit(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	ctrl := e.a.Memcg()
+	g := mustGroup(t, ctrl.Root(), "limited")
+	c := mustCache(t, e.a, "acct-256", 256, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	if err := g.WriteFile("memory.max", "64K"); err != nil {
+		t.Fatal(err)
+	}
+	var objs []unsafe.Pointer
+	var err error
+	for {
+		var p unsafe.Pointer
+		if p, err = c.In(g).Alloc(); err != nil {
+			break
+		}
+		objs = append(objs, p)
+		if g.Current() > g.Max() {
+			t.Fatalf("current %d above max %d", g.Current(), g.Max())
+		}
+	}
+	if !errors.Is(err, syscall.ENOMEM) || !errors.Is(err, slab.ErrNoMemory) {
+		t.Fatalf("at the max: %v", err)
+	}
+	if want := (64 << 10) / (256 + 4); len(objs) != want {
+		t.Errorf("%d objects under 64 KiB, want %d", len(objs), want)
+	}
+	if ev := g.EventCount(memcg.EventOOM); ev != 1 {
+		t.Errorf("oom events %d", ev)
+	}
+	// The failed allocation's object went back.
+	c.FreeBulk(objs)
+	zeroed(t, ctrl, g)
+	if err := c.Destroy(); err != nil {
+		t.Fatalf("Destroy after freeing everything: %v", err)
+	}
+}
+
+func TestKmallocGroup(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	ctrl := e.a.Memcg()
+	g := mustGroup(t, ctrl.Root(), "k")
+	small, err := e.a.KmallocGroup(g, 100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	large, err := e.a.KmallocGroup(g, 20000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := memcg.NewContext(context.Background(), g)
+	viaCtx, err := e.a.KmallocContext(ctx, 50, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := e.a.KmallocContext(context.Background(), 50, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl.Drain()
+	want := int64(112+4) + 8*mem.PageSize + int64(56+4) // 20000 bytes: an order-3 allocation
+	if g.Current() != want {
+		t.Errorf("current %d, want %d", g.Current(), want)
+	}
+	// Krealloc keeps the group.
+	grown, err := e.a.Krealloc(small, 500, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl.Drain()
+	if want2 := want - (112 + 4) + (512 + 4); g.Current() != want2 {
+		t.Errorf("after krealloc: current %d, want %d", g.Current(), want2)
+	}
+	for _, p := range []unsafe.Pointer{grown, large, viaCtx, plain} {
+		e.a.Kfree(p)
+	}
+	if bad := e.refused(); len(bad) != 0 {
+		t.Fatal(bad)
+	}
+	zeroed(t, ctrl, g)
+}
+
+func TestAllocContext(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	ctrl := e.a.Memcg()
+	g := mustGroup(t, ctrl.Root(), "ctx")
+	c := mustCache(t, e.a, "acct-ctx", 40, &slab.CacheOptions{Flags: slab.Account | slab.ReclaimAccount})
+	p, err := c.AllocContext(memcg.NewContext(context.Background(), g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := c.AllocContext(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl.Drain()
+	if u, r := g.Slab(-1); g.Current() != 44 || r != 44 || u != 0 {
+		t.Errorf("current %d slab %d+%d, want 44 reclaimable", g.Current(), u, r)
+	}
+	c.Free(p)
+	c.Free(q)
+	zeroed(t, ctrl, g)
+}
+
+// Close frees objects still allocated: their charges go too.
+func TestAccountClose(t *testing.T) {
+	sys, err := mem.New(mem.Config{Nodes: 2, BlockSize: 2 << 20, InitialPerNode: 4 << 20, MaxBlocks: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	a, err := slab.New(sys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := a.Memcg()
+	g := mustGroup(t, ctrl.Root(), "closing")
+	c := mustCache(t, a, "acct-close", 128, &slab.CacheOptions{Flags: slab.Account})
+	for range 100 {
+		if _, err := c.In(g).Alloc(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.KmallocGroup(g, 1<<16, 0); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	zeroed(t, ctrl, g)
+}
