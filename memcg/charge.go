@@ -56,6 +56,7 @@ func (c *Controller) chargeSlow(g *Group, n int64, node int, reclaimable bool) (
 		if err != nil {
 			return 0, err
 		}
+		runHook(hookChargeCounted)
 		s := c.pinStock()
 		if g.target() == o && o.group.Load() == og {
 			if s != nil {

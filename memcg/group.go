@@ -122,6 +122,7 @@ func (g *Group) Create(name string) (*Group, error) {
 	if g.children[name] != nil {
 		return nil, fmt.Errorf("memcg: create %q in %s: %w", name, g.Path(), ErrExist)
 	}
+	runHook(hookCreateLocked)
 	ch := c.newGroup(name, g)
 	ch.objcg = c.newObjCgroupLocked(ch)
 	g.children[name] = ch
@@ -158,6 +159,7 @@ func (g *Group) Remove() error {
 		p.objcgList = append(p.objcgList, o)
 	}
 	g.objcgList = nil
+	runHook(hookRemoveOffline)
 	// The drain's grace period waits out every pinned section that took
 	// one of g's ObjCgroups before the offline; its flush makes their
 	// reference counts exact, so the unused ones are freed now.

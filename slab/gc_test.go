@@ -35,8 +35,29 @@ func TestMetadataInvisibleToGC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates 256 MiB")
 	}
+	for _, acct := range []bool{false, true} {
+		name := "plain"
+		if acct {
+			name = "accounted"
+		}
+		t.Run(name, func(t *testing.T) { testMetadataInvisibleToGC(t, acct) })
+	}
+}
+
+// testMetadataInvisibleToGC is TestMetadataInvisibleToGC without or with
+// accounting: with it, every object charged to a group (its ObjCgroup id
+// in its slab's vector, off the Go heap).
+func testMetadataInvisibleToGC(t *testing.T, acct bool) {
 	e := newEnv(t, mem.Config{Nodes: 1, BlockSize: 64 << 20, InitialPerNode: 320 << 20})
-	c := e.cache("gc-64", 64, &CacheOptions{Flags: NoMerge})
+	flags := NoMerge
+	if acct {
+		flags |= Account
+	}
+	c := e.cache("gc-64", 64, &CacheOptions{Flags: flags})
+	g, err := e.a.Memcg().Root().Create("gc")
+	if err != nil {
+		t.Fatal(err)
+	}
 	scannable := func() uint64 {
 		runtime.GC()
 		s := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}}
@@ -49,7 +70,13 @@ func TestMetadataInvisibleToGC(t *testing.T) {
 	var addrs []uintptr = make([]uintptr, 0, n) // noscan: addresses only
 	for range n / cap(objs) {
 		objs = objs[:cap(objs)]
-		if err := c.AllocBulk(objs); err != nil {
+		if acct {
+			for i := range objs {
+				if objs[i], err = c.In(g).Alloc(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		} else if err := c.AllocBulk(objs); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range objs {
@@ -63,6 +90,12 @@ func TestMetadataInvisibleToGC(t *testing.T) {
 	if grew > 256<<10 {
 		t.Errorf("scannable heap grew by %d KiB for %d objects in %d slabs", grew>>10, n, c.Stats().Nodes[0].Slabs)
 	}
+	if acct {
+		e.a.Memcg().Drain()
+		if want := int64(n * (64 + 4)); g.Current() != want {
+			t.Errorf("charged %d, want %d", g.Current(), want)
+		}
+	}
 	for _, a := range addrs {
 		c.Free(ptr(a))
 	}
@@ -71,5 +104,9 @@ func TestMetadataInvisibleToGC(t *testing.T) {
 	}
 	if bad := e.invalid(); len(bad) != 0 {
 		t.Fatal(bad)
+	}
+	e.a.Memcg().Drain()
+	if g.Current() != 0 {
+		t.Errorf("charged %d after freeing everything", g.Current())
 	}
 }

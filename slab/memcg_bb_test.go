@@ -3,6 +3,7 @@ package slab_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -276,4 +277,53 @@ func TestAccountClose(t *testing.T) {
 	}
 	a.Close()
 	zeroed(t, ctrl, g)
+}
+
+func TestMemcgSlabInfo(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	ctrl := e.a.Memcg()
+	p := mustGroup(t, ctrl.Root(), "p")
+	g := mustGroup(t, p, "g")
+	c := mustCache(t, e.a, "info-a", 48, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	d := mustCache(t, e.a, "info-b", 500, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	var objs []unsafe.Pointer
+	for i := 0; i < 30; i++ {
+		o, _ := c.In(g).Alloc()
+		objs = append(objs, o)
+	}
+	for i := 0; i < 5; i++ {
+		o, _ := d.In(p).Alloc()
+		objs = append(objs, o)
+	}
+	big, err := e.a.KmallocGroup(g, 3*mem.PageSize, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.a.MemcgSlabInfo(g)
+	want := []slab.GroupSlabInfo{{"info-a", 30, 30 * 52}, {"kmalloc-large", 1, 4 * mem.PageSize}}
+	if !slices.Equal(got, want) {
+		t.Errorf("g: %v, want %v", got, want)
+	}
+	got = e.a.MemcgSlabInfo(p)
+	want = []slab.GroupSlabInfo{{"info-a", 30, 30 * 52}, {"info-b", 5, 5 * 508}, {"kmalloc-large", 1, 4 * mem.PageSize}}
+	if !slices.Equal(got, want) {
+		t.Errorf("p: %v, want %v", got, want)
+	}
+	if err := g.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.a.MemcgSlabInfo(p); !slices.Equal(got, want) {
+		t.Errorf("p after g's removal: %v, want %v", got, want)
+	}
+	for _, o := range objs[:30] {
+		c.Free(o)
+	}
+	for _, o := range objs[30:] {
+		d.Free(o)
+	}
+	e.a.Kfree(big)
+	if got := e.a.MemcgSlabInfo(p); len(got) != 0 {
+		t.Errorf("after freeing: %v", got)
+	}
+	zeroed(t, ctrl, p)
 }
