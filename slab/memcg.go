@@ -47,18 +47,25 @@ func (k *kmemCache) charge(g *memcg.Group, p unsafe.Pointer) error {
 	if err != nil {
 		return err
 	}
-	atomic.StoreUint32(k.objExt(h, addr), id)
+	// A plain store (an XCHG would double the accounted pair): the
+	// object reaches a freeing goroutine only through the caller's own
+	// synchronisation, which orders this store before the free's load.
+	*k.objExt(h, addr) = id
 	return nil
 }
 
 // uncharge uncharges the object at addr (validated as an object of k,
-// h its page's header) if it is charged, and clears its vector entry:
-// each charge is uncharged once, even by two racing frees.
+// h its page's header) if it is charged, and clears its vector entry, so
+// that a second free of it uncharges nothing. (Two frees of one object
+// racing each other are a double free the free path cannot see; they
+// may both uncharge, as they may both push it.)
 func (k *kmemCache) uncharge(h *slabHdr, addr uintptr) {
 	if !k.acct {
 		return
 	}
-	if id := atomic.SwapUint32(k.objExt(h, addr), 0); id != 0 {
+	e := k.objExt(h, addr)
+	if id := *e; id != 0 {
+		*e = 0
 		k.a.memcg.Uncharge(id, k.chargeSize, int(h.node), k.flags&ReclaimAccount != 0)
 	}
 }
