@@ -151,5 +151,13 @@ func (c *Controller) reclaim(g *Group, need int64) {
 			return
 		}
 	}
+	// Freed objects the slab layer keeps charged for reuse.
+	c.flushSlab()
+	if c.stocksHold(g) {
+		c.drainStocks()
+	}
+	if enough() {
+		return
+	}
 	c.shrink(g, enough)
 }

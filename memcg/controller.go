@@ -56,6 +56,23 @@ type Controller struct {
 	shrinkers []*Shrinker
 
 	nodesFn atomic.Pointer[func() []int]
+	// flusher gives back the charges the slab layer keeps for reuse
+	// (SetFlusher).
+	flusher atomic.Pointer[func()]
+}
+
+// SetFlusher sets what Drain and reclaim call, with no memcg lock but
+// cgroup_mutex and memcg_drain_mutex (Drain) or none (reclaim) held, to
+// give back the charges a slab layer keeps for reuse: package slab
+// leaves a freed accounted object charged in its P's sheaf until it is
+// allocated again, and its flusher empties those sheaves into their
+// slabs, uncharging every object.
+func (c *Controller) SetFlusher(f func()) { c.flusher.Store(&f) }
+
+func (c *Controller) flushSlab() {
+	if f := c.flusher.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // New returns a Controller with an empty root group.
@@ -69,6 +86,7 @@ func New() *Controller {
 	c.root = c.newGroup("", nil)
 	c.mu.Lock()
 	c.root.objcg = c.newObjCgroupLocked(c.root)
+	c.root.tid.Store(c.root.objcg.id)
 	c.mu.Unlock()
 	return c
 }

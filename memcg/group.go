@@ -26,6 +26,9 @@ type Group struct {
 	children  map[string]*Group
 	objcgList []*ObjCgroup
 	online    atomic.Bool
+	// tid is TargetID's answer: objcg's id while online, then the id of
+	// the parent's at removal (see TargetID).
+	tid atomic.Uint32
 
 	usage, max, high, peak atomic.Int64
 	events                 [numEvents]atomic.Int64
@@ -125,6 +128,7 @@ func (g *Group) Create(name string) (*Group, error) {
 	runHook(hookCreateLocked)
 	ch := c.newGroup(name, g)
 	ch.objcg = c.newObjCgroupLocked(ch)
+	ch.tid.Store(ch.objcg.id)
 	g.children[name] = ch
 	return ch, nil
 }
@@ -152,6 +156,7 @@ func (g *Group) Remove() error {
 	// ObjCgroup (Group.target, read in the pinned section).
 	g.online.Store(false)
 	p := g.parent
+	g.tid.Store(p.objcg.id)
 	delete(p.children, g.name)
 	for _, o := range g.objcgList {
 		o.group.Store(p)
@@ -325,3 +330,17 @@ func (g *Group) Slab(node int) (unreclaimable, reclaimable int64) {
 	}
 	return unreclaimable, reclaimable
 }
+
+// TargetID returns an ObjCgroup id such that an object recording it is
+// charged where a charge through g goes now: g's own ObjCgroup while g is
+// online; after g's removal its parent's (when the parent is removed too,
+// that ObjCgroup is moved on to the nearest online ancestor, which is
+// where a charge through g goes, and it cannot be freed while an object
+// records it). Package slab reuses such an object's charge: one load.
+func (g *Group) TargetID() uint32 { return g.tid.Load() }
+
+// TargetIDRef returns the word TargetID reads, for a reader that must read
+// it in a pinned section (package slab's assembly): an ObjCgroup id read
+// there cannot be freed and reused before the section ends, since the
+// drain that frees one begins with a grace period.
+func (g *Group) TargetIDRef() *atomic.Uint32 { return &g.tid }

@@ -127,6 +127,7 @@ func (c *Controller) Drain() {
 func (c *Controller) drainLocked() {
 	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
+	c.flushSlab() // its uncharges land in the stocks flushed next
 	c.draining.Add(1)
 	percpu.Synchronize()
 	for i := range c.stocks {

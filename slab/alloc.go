@@ -45,11 +45,18 @@ func cacheAllocGo(c *Cache) (unsafe.Pointer, error) {
 			obj := pc.objs[pc.n]
 			statAdd(&pc.stat[AllocFastpath], 1)
 			unpin(pc)
+			if k.acct {
+				k.unchargeStale(obj)
+			}
 			return ptr(obj), nil
 		}
 		unpin(pc)
 	}
-	return c.allocSlow(mem.NumaNoNode, 0)
+	p, err := c.allocSlow(mem.NumaNoNode, 0)
+	if err == nil && k.acct {
+		k.unchargeStale(uintptr(p))
+	}
+	return p, err
 }
 
 // Zalloc returns an object zeroed over the cache's object size (the
@@ -104,10 +111,17 @@ func (c *Cache) allocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 		obj := pc.objs[pc.n]
 		statAdd(&pc.stat[AllocFastpath], 1)
 		unpin(pc)
+		if k.acct {
+			k.unchargeStale(obj)
+		}
 		return ptr(obj), nil
 	}
 	unpin(pc)
-	return c.allocSlow(node, gfp)
+	p, err := c.allocSlow(node, gfp)
+	if err == nil && k.acct {
+		k.unchargeStale(uintptr(p))
+	}
+	return p, err
 }
 
 // usable returns why the handle cannot allocate, or nil.

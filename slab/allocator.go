@@ -127,6 +127,7 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	}
 	a.table.Store(new([]*kmemCache))
 	a.memcg = memcg.New()
+	a.memcg.SetFlusher(a.flushAccounted)
 	a.memcg.SetNodes(func() []int {
 		var nodes []int
 		for n := range sys.NumNodes() {

@@ -19,6 +19,15 @@ func (c *Cache) AllocBulk(dst []unsafe.Pointer) error {
 		return err
 	}
 	n := k.bulkFromSheaf(dst)
+	if k.acct {
+		defer func() {
+			for _, p := range dst {
+				if p != nil {
+					k.unchargeStale(uintptr(p))
+				}
+			}
+		}()
+	}
 	for n < len(dst) {
 		p, err := c.allocSlow(mem.NumaNoNode, 0)
 		if err != nil {
@@ -58,13 +67,6 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 	}
 	k := c.c
 	node := k.bulkNode(objs)
-	if k.acct && node != -2 {
-		// Uncharged before any goes where an allocation can take it
-		// (an invalid batch is freed one by one, each uncharged then).
-		for _, p := range objs {
-			k.uncharge(k.hdrAt(uintptr(p)), uintptr(p))
-		}
-	}
 	i := 0
 	if node >= 0 && !c.dead.Load() {
 		pc, pid := k.pin()

@@ -91,8 +91,9 @@ type kmemCache struct {
 	memBase uintptr
 	memSize uintptr
 	// freeSize is memSize, or 0 for an accounted cache: the range the
-	// inline and assembly free paths accept, so that an accounted
-	// cache's frees all take the Go path, which uncharges.
+	// inline free paths of Magazine and the prefilled Sheaf accept, so
+	// that an accounted cache's frees into them take their slow paths,
+	// which uncharge (their objects are handed out uncharged).
 	freeSize uintptr
 	vmemmap  unsafe.Pointer // the Page of memBase
 	id       uint32         // index in Allocator.table, kept in every slab page
@@ -107,11 +108,18 @@ type kmemCache struct {
 	// Written only by a flusher or at creation.
 	fastMask  uintptr
 	fastProcs int
-	sizeShift uint    // log2(size) when size is a power of two
-	slabBytes uintptr // objects*size
-	recip     uint64
-	objects   int // per slab
-	size      int // slot size
+	// allocProcs is fastProcs for the assembly's alloc path, 0 for an
+	// accounted cache: its plain allocations take the Go path, which
+	// uncharges an object its last user left charged (memcg.go).
+	// groupProcs is the opposite, for the assembly's GroupCache reuse:
+	// fastProcs for an accounted cache, else 0.
+	allocProcs int
+	groupProcs int
+	sizeShift  uint    // log2(size) when size is a power of two
+	slabBytes  uintptr // objects*size
+	recip      uint64
+	objects    int // per slab
+	size       int // slot size
 	// minObjects per slab of minOrder, the fallback geometry (hdrMin),
 	// in minSlabBytes.
 	minObjects   int

@@ -162,7 +162,7 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	for p := range k.pcpu {
 		k.pcpu[p].node = int(a.procNode[p].Load())
 	}
-	k.fastProcs = k.procsForAsm()
+	k.setFastProcs(k.procsForAsm())
 	k.nodes = make([]atomic.Pointer[cacheNode], len(a.slabNodes))
 	for n, ok := range a.slabNodes {
 		if ok {

@@ -3,6 +3,7 @@
 package slab
 
 import (
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hotslab/hotslab/internal/percpu"
@@ -26,6 +27,13 @@ func cacheAlloc(c *Cache) (p unsafe.Pointer, err error)
 //
 //go:noescape
 func cacheFree(c *Cache, p unsafe.Pointer)
+
+// groupReuse is GroupCache.reuse: the P's main sheaf's top object popped
+// in assembly if its vector entry is *tid (read pinned), else nil (the Go
+// paths then).
+//
+//go:noescape
+func groupReuse(c *Cache, tid *atomic.Uint32) unsafe.Pointer
 
 // asmBuild: this build has the assembly fast paths.
 const asmBuild = true

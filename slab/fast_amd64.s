@@ -69,8 +69,8 @@ TEXT ·cacheAlloc(SB), NOSPLIT|NOFRAME, $0-32
 	MOVQ c+0(FP), DX
 	MOVQ Cache_fast(DX), DX         // k (deadCache once destroyed)
 	PROC_ID(CX)
-	CMPQ CX, kmemCache_fastProcs(DX)
-	JCC  aslow                      // pid >= len(k.pcpu), unsigned; 0 while flushing, or fast paths off
+	CMPQ CX, kmemCache_allocProcs(DX)
+	JCC  aslow                      // pid >= len(k.pcpu), unsigned; 0 while flushing, fast paths off, or accounted
 	SHLQ $const_pcpuShift, CX
 	ADDQ kmemCache_pcpu(DX), CX         // pc = &k.pcpu[pid]
 	MOVQ pcpuFields_n(CX), AX      // the main sheaf's count (0: none)
@@ -100,8 +100,8 @@ TEXT ·cacheFree(SB), NOSPLIT|NOFRAME, $0-16
 	// AX = &Page of p (k.hdrAt without the owner offset)
 	MOVQ DI, AX
 	SUBQ kmemCache_memBase(DX), AX
-	CMPQ AX, kmemCache_freeSize(DX)
-	JCC  fslow                      // outside hotslab memory (or an accounted cache: empty)
+	CMPQ AX, kmemCache_memSize(DX)
+	JCC  fslow                      // outside hotslab memory
 	SHRQ $const_pageShift, AX
 	IMULQ $const_pageStructSize, AX
 	ADDQ kmemCache_vmemmap(DX), AX
@@ -203,3 +203,53 @@ recipobjs:
 	JMP  valid
 fslow:
 	JMP ·cacheFreeGo(SB)
+
+// func groupReuse(c *Cache, tid *atomic.Uint32) unsafe.Pointer
+// Pops the P's main sheaf's top object if its ObjCgroup vector entry is
+// *tid, read here, pinned (it is still charged where the caller's
+// allocation would charge), else returns nil. Mirrors groupReuseGo (memcg.go): hdrAt, the slab's
+// geometry (hdrMin), objExt. groupProcs is 0 for a cache that is not
+// accounted, while flushing, for a destroyed handle (deadCache) and with
+// the fast paths off.
+TEXT ·groupReuse(SB), NOSPLIT|NOFRAME, $0-24
+	MOVQ c+0(FP), DX
+	MOVQ Cache_fast(DX), DX
+	PROC_ID(CX)
+	CMPQ CX, kmemCache_groupProcs(DX)
+	JCC  gnone
+	SHLQ $const_pcpuShift, CX
+	ADDQ kmemCache_pcpu(DX), CX     // pc = &k.pcpu[pid]
+	MOVQ pcpuFields_n(CX), AX
+	SUBQ $1, AX
+	JLT  gnone                      // empty
+	MOVQ pcpuFields_objs(CX), SI
+	MOVQ (SI)(AX*8), DI             // the top object
+	MOVQ DI, R8
+	SUBQ kmemCache_memBase(DX), R8
+	CMPQ R8, kmemCache_memSize(DX)
+	JCC  gnone
+	SHRQ $const_pageShift, R8
+	IMULQ $const_pageStructSize, R8
+	ADDQ kmemCache_vmemmap(DX), R8  // &Page of the object
+	MOVQ (const_pageOwnerOff+slabHdr_base)(R8), R9
+	MOVQ DI, R10
+	SUBQ R9, R10
+	IMULQ kmemCache_recip(DX), R10
+	SHRQ $32, R10                   // the object's index
+	MOVQ kmemCache_slabBytes(DX), R11
+	TESTB $const_hdrMin, (const_pageOwnerOff+slabHdr_flags)(R8)
+	JEQ  gvec
+	MOVQ kmemCache_minSlabBytes(DX), R11
+gvec:
+	ADDQ R9, R11                    // the vector
+	MOVQ tid+8(FP), R12
+	MOVL (R12), R12                 // *tid, pinned
+	CMPL (R11)(R10*4), R12
+	JNE  gnone
+	MOVQ AX, pcpuFields_n(CX)
+	INCQ (pcpuFields_stat+const_AllocFastpath*8)(CX)
+	MOVQ DI, ret+16(FP)
+	RET
+gnone:
+	MOVQ $0, ret+16(FP)
+	RET

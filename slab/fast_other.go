@@ -2,7 +2,10 @@
 
 package slab
 
-import "unsafe"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // Without the assembly fast paths (other architectures or Go releases, and
 // race builds, whose detector must see the per-P accesses) the pinned Go
@@ -18,3 +21,5 @@ func procID() int { return -1 }
 func cacheAlloc(c *Cache) (unsafe.Pointer, error) { return cacheAllocGo(c) }
 
 func cacheFree(c *Cache, p unsafe.Pointer) { cacheFreeGo(c, p) }
+
+func groupReuse(c *Cache, tid *atomic.Uint32) unsafe.Pointer { return groupReuseGo(c, tid) }

@@ -24,7 +24,7 @@ func (a *Allocator) beginFlush(ks ...*kmemCache) {
 	}
 	for _, k := range ks {
 		k.flushing.Store(1)
-		k.fastProcs = 0 // the assembly's flushing test (see fastProcs)
+		k.setFastProcs(0) // the assembly's flushing test (see fastProcs)
 		k.flushGen.Add(1)
 	}
 	percpu.Synchronize()
@@ -37,7 +37,7 @@ func (a *Allocator) endFlush(ks ...*kmemCache) {
 	}
 	for _, k := range ks {
 		k.flushing.Store(0)
-		k.fastProcs = k.procsForAsm()
+		k.setFastProcs(k.procsForAsm())
 	}
 	a.flushMu.Unlock()
 }

@@ -38,9 +38,6 @@ func cacheFreeGo(c *Cache, p unsafe.Pointer) {
 		k.a.invalidFree(c.name, addr, "double free (object heads its slab's freelist)")
 		return
 	}
-	if k.acct {
-		k.uncharge(h, addr)
-	}
 	pc, pid := k.pin()
 	if pc != nil && pc.main != nil && int(h.node) == k.nodeOfP(pid) {
 		if pc.n > 0 && pc.objs[pc.n-1] == addr {
@@ -207,6 +204,9 @@ func (k *kmemCache) freeToSlab(name string, node int, base, addr uintptr) {
 // putObjLocked returns addr to s; it returns s if s is now empty and must
 // be discarded. Called with the node's list_lock.
 func (k *kmemCache) putObjLocked(cn *cacheNode, s *slabHdr, addr uintptr) *slabHdr {
+	if k.acct {
+		k.uncharge(s, addr) // a free object in a slab is charged to no one
+	}
 	k.pushFree(s, addr)
 	s.inuse--
 	cn.nrFree++

@@ -70,6 +70,43 @@ func (k *kmemCache) uncharge(h *slabHdr, addr uintptr) {
 	}
 }
 
+// flushAccounted empties the per-P sheaves and barns of every accounted
+// cache into their slabs, uncharging the freed objects they kept charged
+// for reuse (the memcg controller's flusher: Drain and reclaim at a
+// limit call it). Kernel: none — SLUB uncharges at free; here a free
+// leaves the charge for the next allocation of the same group on the P.
+func (a *Allocator) flushAccounted() {
+	a.slabMutex.Lock()
+	defer a.slabMutex.Unlock()
+	if a.closed.Load() {
+		return
+	}
+	var ks []*kmemCache
+	for _, k := range a.caches {
+		if k.acct {
+			ks = append(ks, k)
+		}
+	}
+	if len(ks) == 0 {
+		return
+	}
+	a.beginFlush(ks...)
+	for _, k := range ks {
+		k.flushPcpuLocked()
+	}
+	a.endFlush(ks...)
+	for _, k := range ks {
+		k.flushBarns()
+	}
+}
+
+// unchargeStale uncharges an object a plain (uncharged) allocation just
+// took from the per-P layer, where its last user's charge stays until
+// it is allocated again or goes back to its slab.
+func (k *kmemCache) unchargeStale(addr uintptr) {
+	k.uncharge(k.hdrAt(addr), addr)
+}
+
 // unchargeSlab uncharges every charged object of the slab at base
 // (Close frees it with its objects).
 func (k *kmemCache) unchargeSlab(h *slabHdr) {
@@ -106,7 +143,44 @@ func (c *Cache) In(g *memcg.Group) GroupCache { return GroupCache{c, g} }
 // ancestor. At the group's memory.max it reclaims and then fails with an
 // error wrapping ErrNoMemory, memcg.ErrNoMemory and syscall.ENOMEM.
 func (gc GroupCache) Alloc() (unsafe.Pointer, error) {
+	if gc.g != nil {
+		if p := groupReuse(gc.c, gc.g.TargetIDRef()); p != nil {
+			return p, nil
+		}
+	}
 	return gc.AllocNode(mem.NumaNoNode, 0)
+}
+
+// reuse pops the top object of the P's main sheaf if it is still charged
+// where this allocation would charge (see AllocNode), else returns nil.
+func (gc GroupCache) reuse() unsafe.Pointer {
+	if gc.g == nil {
+		return nil
+	}
+	return groupReuseGo(gc.c, gc.g.TargetIDRef())
+}
+
+// groupReuseGo is groupReuse's Go path. The target is read pinned: an id
+// read there is not freed and reused before the section ends (a removal's
+// drain begins with a grace period), and after a removal it is the
+// parent's.
+func groupReuseGo(c *Cache, tid *atomic.Uint32) unsafe.Pointer {
+	k := c.c
+	if !k.acct || c.dead.Load() {
+		return nil
+	}
+	var p unsafe.Pointer
+	pc, _ := k.pin()
+	if pc != nil && pc.n > 0 {
+		addr := pc.objs[pc.n-1]
+		if *k.objExt(k.hdrAt(addr), addr) == tid.Load() {
+			pc.n--
+			statAdd(&pc.stat[AllocFastpath], 1)
+			p = ptr(addr)
+		}
+	}
+	unpin(pc)
+	return p
 }
 
 // Zalloc is Alloc with the object zeroed over the cache's object size.
@@ -115,9 +189,20 @@ func (gc GroupCache) Zalloc() (unsafe.Pointer, error) {
 }
 
 // AllocNode is Cache.AllocNode charging the handle's group.
+//
+// The fast path: an object freed on this P stays charged in the P's
+// sheaf until it is allocated again or goes back to its slab; when the
+// top object is still charged to the ObjCgroup this allocation would
+// charge, it is taken as it is — no charge, no uncharge, no statistics
+// to move.
 func (gc GroupCache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 	c := gc.c
 	k := c.c
+	if node == mem.NumaNoNode && gfp == 0 {
+		if p := gc.reuse(); p != nil {
+			return p, nil
+		}
+	}
 	if !k.acct {
 		return nil, fmt.Errorf("slab: cache %q: charging a group needs a cache created with Account: %w", c.name, ErrInvalid)
 	}
@@ -127,7 +212,7 @@ func (gc GroupCache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 	var p unsafe.Pointer
 	var err error
 	if node == mem.NumaNoNode && gfp == 0 {
-		p, err = c.Alloc()
+		p, err = c.Alloc() // uncharged (a stale charge dropped)
 	} else {
 		p, err = c.AllocNode(node, gfp)
 	}
@@ -236,12 +321,14 @@ type GroupSlabInfo struct {
 
 // MemcgSlabInfo returns, per accounted cache (and "kmalloc-large" for
 // large kmalloc allocations), how many objects are charged to g or its
-// descendants, caches without any left out, in creation order. It walks
-// every slab of the present memory under mem_hotplug_lock (read) and
-// slab_mutex: a snapshot, exact when nothing allocates or frees
-// meanwhile. Objects of removed descendants count for the ancestor they
-// were moved to.
+// descendants, caches without any left out, in creation order. It first
+// empties the accounted caches' per-P sheaves (freed objects wait there
+// still charged, for reuse), then walks every slab of the present memory
+// under mem_hotplug_lock (read) and slab_mutex: a snapshot of the live
+// objects, exact when nothing allocates or frees meanwhile. Objects of
+// removed descendants count for the ancestor they were moved to.
 func (a *Allocator) MemcgSlabInfo(g *memcg.Group) []GroupSlabInfo {
+	a.flushAccounted()
 	sys := a.sys
 	sys.GetOnlineMems()
 	defer sys.PutOnlineMems()

@@ -150,6 +150,16 @@ func (k *kmemCache) callerNode() int {
 	return node
 }
 
+// setFastProcs sets fastProcs and allocProcs (0 for an accounted cache).
+func (k *kmemCache) setFastProcs(n int) {
+	k.fastProcs = n
+	if k.acct {
+		k.allocProcs, k.groupProcs = 0, n
+	} else {
+		k.allocProcs, k.groupProcs = n, 0
+	}
+}
+
 // procsForAsm is the fastProcs of a cache no flusher owns: len(pcpu), or
 // 0 when the assembly fast paths are off or the allocator is closed.
 func (k *kmemCache) procsForAsm() int {

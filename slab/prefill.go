@@ -57,6 +57,11 @@ func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 			return nil, err
 		}
 	}
+	if k.acct {
+		for _, addr := range sh.objs[:sh.n] {
+			k.unchargeStale(addr) // a barn's sheaf may hold charged objects
+		}
+	}
 	s := &Sheaf{n: sh.n, objs: sh.objs, c: c, k: k, sh: sh}
 	if !k.a.registerOpen(s) {
 		k.flushSheaf(sh)
