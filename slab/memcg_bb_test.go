@@ -3,6 +3,7 @@ package slab_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -326,4 +327,100 @@ func TestMemcgSlabInfo(t *testing.T) {
 		t.Errorf("after freeing: %v", got)
 	}
 	zeroed(t, ctrl, p)
+}
+
+// A freed accounted object stays charged in the P's sheaf until it is
+// allocated again or goes back to its slab: memory.current counts it
+// until then (Drain gives it back); the next allocation of the same group
+// reuses the charge, a plain one drops it, another group's moves it.
+func TestAccountChargeKeptForReuse(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	ctrl := e.a.Memcg()
+	ga := mustGroup(t, ctrl.Root(), "a")
+	gb := mustGroup(t, ctrl.Root(), "b")
+	c := mustCache(t, e.a, "reuse-64", 64, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	runtime.LockOSThread() // one P for the sequence below, as far as Go allows
+	defer runtime.UnlockOSThread()
+	const per = 68
+	p, err := c.In(ga).Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Free(p)
+	ctrl.Drain()
+	if ga.Current() != 0 {
+		t.Fatalf("after Drain: current %d", ga.Current())
+	}
+	// Reuse, drop and move, observed through Drain's exact counts.
+	objs := make([]unsafe.Pointer, 50)
+	for i := range objs {
+		if objs[i], err = c.In(ga).Alloc(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, o := range objs {
+		c.Free(o)
+	}
+	for i := range objs[:20] {
+		if objs[i], err = c.In(ga).Alloc(); err != nil { // reuse
+			t.Fatal(err)
+		}
+	}
+	for i := range objs[20:30] {
+		if objs[20+i], err = c.Alloc(); err != nil { // plain: drops the charge
+			t.Fatal(err)
+		}
+	}
+	for i := range objs[30:40] {
+		if objs[30+i], err = c.In(gb).Alloc(); err != nil { // moves it to b
+			t.Fatal(err)
+		}
+	}
+	ctrl.Drain()
+	if ga.Current() != 20*per || gb.Current() != 10*per {
+		t.Errorf("a %d (want %d), b %d (want %d)", ga.Current(), 20*per, gb.Current(), 10*per)
+	}
+	if got := e.a.MemcgSlabInfo(ga); len(got) != 1 || got[0].Objects != 20 {
+		t.Errorf("slabinfo a: %v", got)
+	}
+	for _, o := range objs[:40] {
+		c.Free(o)
+	}
+	zeroed(t, ctrl, ga, gb)
+}
+
+// At its max a group whose freed objects wait charged in sheaves gets
+// them back by reclaim (the flusher) before it fails.
+func TestAccountLimitReclaimsSheaves(t *testing.T) {
+	e := newBB(t, mem.Config{})
+	ctrl := e.a.Memcg()
+	g := mustGroup(t, ctrl.Root(), "g")
+	c := mustCache(t, e.a, "sheaf-limit", 128, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	d := mustCache(t, e.a, "sheaf-limit-2", 256, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	if err := g.SetMax(32 << 10); err != nil {
+		t.Fatal(err)
+	}
+	var objs []unsafe.Pointer
+	for {
+		p, err := c.In(g).Alloc()
+		if err != nil {
+			break
+		}
+		objs = append(objs, p)
+	}
+	c.FreeBulk(objs) // charged still, in the sheaves
+	// Another cache of the same group: its charges need c's back.
+	var more []unsafe.Pointer
+	for i := 0; i < 1000; i++ {
+		p, err := d.In(g).Alloc()
+		if err != nil {
+			break
+		}
+		more = append(more, p)
+	}
+	if want := (32 << 10) / 260; len(more) != want {
+		t.Errorf("%d objects of the second cache, want %d (the first's freed charges reclaimed)", len(more), want)
+	}
+	d.FreeBulk(more)
+	zeroed(t, ctrl, g)
 }
