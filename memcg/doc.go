@@ -46,18 +46,35 @@
 // its live objects really fill it. Statistics (memory.stat, numa_stat)
 // lag by the same stocks until Drain, which every exact read performs.
 //
+// # Charges kept for reuse in the slab layer
+//
+// Package slab does not uncharge an accounted object when it is freed to
+// a P's sheaf: the object keeps its ObjCgroup id there, and the next
+// allocation through the same group on that P takes it as it is — no
+// charge, no uncharge, no statistics to move (one compare of its vector
+// entry with Group.TargetID). A plain allocation of it drops the charge,
+// another group's moves it, and its return to a slab (a flush, a full
+// sheaf, a remote free) uncharges it. So memory.current and the slab
+// statistics also count freed objects waiting in sheaves: per accounted
+// cache at most its sheaf capacity times three sheaves per P plus the
+// barn's full sheaves per node. The controller's flusher (SetFlusher;
+// slab sets it) gives them back: Drain calls it first, and so does
+// reclaim.
+//
 // # Reclaim at the limits
 //
-// At memory.max a charge drains the stocks, retries, then calls the
-// registered shrinkers (the kernel's count/scan API; memcg-aware ones are
-// asked about the group over its limit and each descendant), retries, and
-// only then fails: errors.Is(err, syscall.ENOMEM), counted as "oom" in
-// memory.events of the group and its ancestors ("max" counts every time
-// the limit was hit). Above memory.high a charge succeeds, counts "high"
-// and reclaims the same way, once, without failing. Draining sheaves or
-// shrinking slab caches is not a step: with per-object charging a free
-// object is already uncharged, so neither lowers a group's usage (they
-// return system memory, which slab's own Shrink does).
+// At memory.max a charge drains the stocks, retries, then flushes the
+// slab layer's kept charges (the "drain sheaves"), retries, then
+// calls the registered shrinkers (the kernel's count/scan API;
+// memcg-aware ones are asked about the group over its limit and each
+// descendant), retries, and only then fails: errors.Is(err,
+// syscall.ENOMEM), counted as "oom" in memory.events of the group and its
+// ancestors ("max" counts every time the limit was hit). Above
+// memory.high a charge succeeds, counts "high" and reclaims the same way,
+// once, without failing. Shrinking slab caches (freeing empty slabs) is
+// not a step: with per-object charging a free object in a slab is
+// already uncharged, so it would not lower a group's usage (it returns
+// system memory, which slab's own Shrink does).
 //
 // # Locks, in lock order (outermost first)
 //
@@ -72,14 +89,15 @@
 //	                    which takes slab's locks inside it), write-held to
 //	                    register or unregister.
 //
-// Against package slab: memcg takes none of its locks while holding one
-// of slab's, and holds none of its own while slab holds slab_mutex,
-// slab_flush_lock or a list_lock: charges and uncharges run before and
-// after the slab operation, with no lock held, and the pinned stock
-// operations take no lock at all. The only memcg lock a slab path can
-// reach is shrinker_rwsem (read), from a charge at the limit, before the
-// slab allocation: so the order is shrinker_rwsem → slab_mutex → list_lock
-// when a shrinker frees or destroys. The 2014 lesson
+// Against package slab: slab never takes a memcg lock — charges and
+// uncharges take none (the pinned stock operations, atomics), so slab
+// may uncharge under its list_lock — and memcg calls into slab's locks
+// in two places only: Drain (and so Remove) runs the flusher, which takes
+// slab_mutex, slab_flush_lock and list_lock, inside cgroup_mutex and
+// memcg_drain_mutex; reclaim runs it with no memcg lock held. A shrinker
+// that frees or destroys takes slab's locks inside shrinker_rwsem (read).
+// So the global order is cgroup_mutex → memcg_drain_mutex → slab_mutex →
+// slab_flush_lock → list_lock, and shrinker_rwsem → slab_mutex. The 2014 lesson
 // (activate_kmem_mutex → memcg_slab_mutex → slab_mutex) was that a
 // memcg-side lock walking a group's caches must not rely on slab_mutex
 // being taken inside it by accident; here no memcg lock walks caches at

@@ -1,10 +1,15 @@
 package slab_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log"
+	"syscall"
+	"unsafe"
 
 	"github.com/hotslab/hotslab/mem"
+	"github.com/hotslab/hotslab/memcg"
 	"github.com/hotslab/hotslab/slab"
 )
 
@@ -138,4 +143,61 @@ func ExampleCache_NewMagazine() {
 	// Output:
 	// true 128
 	// <nil>
+}
+
+// Per-tenant accounting: objects of an Account cache allocated through a
+// group's handle are charged to the group (their slot plus the 4-byte
+// per-object reference: 260 bytes here) and every ancestor; at
+// memory.max (16 KiB: 63 objects) allocation fails with ENOMEM.
+func ExampleCache_In() {
+	sys, a := newAllocator()
+	defer sys.Close()
+	defer a.Close()
+	tenant, _ := a.Memcg().Root().Create("tenant")
+	_ = tenant.SetMax(16 << 10)
+	c, _ := a.NewCache("request", 256, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	h := c.In(tenant)
+	var objs []unsafe.Pointer
+	for {
+		p, err := h.Alloc()
+		if errors.Is(err, syscall.ENOMEM) {
+			break
+		}
+		objs = append(objs, p)
+	}
+	a.Memcg().Drain()
+	fmt.Println(len(objs), tenant.Current())
+	for _, p := range objs {
+		c.Free(p)
+	}
+	a.Memcg().Drain()
+	fmt.Println(tenant.Current())
+	// Output:
+	// 63 16380
+	// 0
+}
+
+// The group can travel in a context, as the kernel's "current task's
+// memcg" does: KmallocContext charges it through the kmalloc-cg-N caches.
+func ExampleAllocator_KmallocContext() {
+	sys, a := newAllocator()
+	defer sys.Close()
+	defer a.Close()
+	g, _ := a.Memcg().Root().Create("job")
+	ctx := memcg.NewContext(context.Background(), g)
+	p, err := a.KmallocContext(ctx, 100, 0) // kmalloc-cg-112
+	if err != nil {
+		log.Fatal(err)
+	}
+	a.Memcg().Drain()
+	stat, _ := g.FileContents("memory.stat")
+	fmt.Print(stat)
+	a.Kfree(p)
+	// Output:
+	// anon 0
+	// file 0
+	// kernel 116
+	// slab_reclaimable 0
+	// slab_unreclaimable 116
+	// slab 116
 }
