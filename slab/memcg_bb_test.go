@@ -424,3 +424,67 @@ func TestAccountLimitReclaimsSheaves(t *testing.T) {
 	d.FreeBulk(more)
 	zeroed(t, ctrl, g)
 }
+
+// memory.numa_stat lists the nodes with memory, as the kernel's does, and
+// follows a node's hot-add and offline; its per-node slab bytes follow
+// where the objects are.
+func TestNumaStatHotplug(t *testing.T) {
+	ctx := context.Background()
+	sys, err := mem.New(mem.Config{Nodes: 2, BlockSize: 2 << 20, InitialPerNode: -1, MaxBlocks: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	online := func(node int) int {
+		ids, err := sys.AddMemory(node, 2<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sys.Online(ctx, ids[0], mem.OnlineKernel); err != nil {
+			t.Fatal(err)
+		}
+		return ids[0]
+	}
+	online(0)
+	a, err := slab.New(sys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctrl := a.Memcg()
+	g := mustGroup(t, ctrl.Root(), "numa")
+	c := mustCache(t, a, "numa-acct", 1000, &slab.CacheOptions{Flags: slab.Account | slab.NoMerge})
+	numa := func() string {
+		ctrl.Drain()
+		s, err := g.FileContents("memory.numa_stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	p0, err := c.In(g).AllocNode(0, slab.ThisNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := numa(), "anon N0=0\nfile N0=0\nkernel N0=1004\nslab_reclaimable N0=0\nslab_unreclaimable N0=1004\n"; got != want {
+		t.Fatalf("one node:\n%s\nwant\n%s", got, want)
+	}
+	block1 := online(1)
+	p1, err := c.In(g).AllocNode(1, slab.ThisNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := numa(), "anon N0=0 N1=0\nfile N0=0 N1=0\nkernel N0=1004 N1=1004\nslab_reclaimable N0=0 N1=0\nslab_unreclaimable N0=1004 N1=1004\n"; got != want {
+		t.Fatalf("node 1 hot-added:\n%s\nwant\n%s", got, want)
+	}
+	c.Free(p1)
+	ctrl.Drain()
+	if err := sys.Offline(ctx, block1); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := numa(), "anon N0=0\nfile N0=0\nkernel N0=1004\nslab_reclaimable N0=0\nslab_unreclaimable N0=1004\n"; got != want {
+		t.Fatalf("node 1 offline:\n%s\nwant\n%s", got, want)
+	}
+	c.Free(p0)
+	zeroed(t, ctrl, g)
+}
