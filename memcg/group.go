@@ -26,8 +26,8 @@ type Group struct {
 	children  map[string]*Group
 	objcgList []*ObjCgroup
 	online    atomic.Bool
-	// tid is TargetID's answer: objcg's id while online, then the id of
-	// the parent's at removal (see TargetID).
+	// tid is TargetID's answer: objcg's id while online, noTarget once
+	// removed (see TargetID).
 	tid atomic.Uint32
 
 	usage, max, high, peak atomic.Int64
@@ -156,7 +156,7 @@ func (g *Group) Remove() error {
 	// ObjCgroup (Group.target, read in the pinned section).
 	g.online.Store(false)
 	p := g.parent
-	g.tid.Store(p.objcg.id)
+	g.tid.Store(noTarget)
 	delete(p.children, g.name)
 	for _, o := range g.objcgList {
 		o.group.Store(p)
@@ -331,13 +331,17 @@ func (g *Group) Slab(node int) (unreclaimable, reclaimable int64) {
 	return unreclaimable, reclaimable
 }
 
-// TargetID returns an ObjCgroup id such that an object recording it is
-// charged where a charge through g goes now: g's own ObjCgroup while g is
-// online; after g's removal its parent's (when the parent is removed too,
-// that ObjCgroup is moved on to the nearest online ancestor, which is
-// where a charge through g goes, and it cannot be freed while an object
-// records it). Package slab reuses such an object's charge: one load.
+// TargetID returns the id of g's own ObjCgroup while g is online: an
+// object recording it is charged where a charge through g goes, so
+// package slab may reuse such an object's charge (one load, one
+// compare). Once g is removed it returns an id no ObjCgroup has (its
+// parent's could be freed and its id reused while a handle of g is
+// still in use): charges through g then take the slow path, which
+// charges its nearest online ancestor.
 func (g *Group) TargetID() uint32 { return g.tid.Load() }
+
+// noTarget is TargetID of a removed group: no ObjCgroup has this id.
+const noTarget = ^uint32(0)
 
 // TargetIDRef returns the word TargetID reads, for a reader that must read
 // it in a pinned section (package slab's assembly): an ObjCgroup id read
