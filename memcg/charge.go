@@ -15,8 +15,8 @@ const maxReclaimRetries = 4
 // per-object reference) on node to g: to the group a charge through g
 // uses now (g, or its nearest online ancestor once g is removed) and
 // every ancestor. It returns the id of the ObjCgroup the object must
-// record, for Uncharge. reclaimable selects the statistic (memory.stat's
-// slab_reclaimable or slab_unreclaimable).
+// record, for Uncharge. st is the statistic it counts in (memory.stat's
+// slab_reclaimable, slab_unreclaimable or only kernel).
 //
 // On a P whose stock holds that ObjCgroup's bytes it is a pinned
 // subtraction; otherwise it charges the counters a batch at a time. At
@@ -24,8 +24,8 @@ const maxReclaimRetries = 4
 // error wrapping ErrNoMemory (syscall.ENOMEM), counting "max" and "oom"
 // in memory.events. Above memory.high it reclaims once and succeeds.
 // Kernel: obj_cgroup_charge() with mod_objcg_state().
-func (c *Controller) Charge(g *Group, n int64, node int, reclaimable bool) (uint32, error) {
-	if n <= 0 || g == nil || g.ctrl != c {
+func (c *Controller) Charge(g *Group, n int64, node int, st Stat) (uint32, error) {
+	if n <= 0 || g == nil || g.ctrl != c || st < 0 || st >= numStats {
 		return 0, fmt.Errorf("memcg: charge %d bytes: %w", n, ErrInvalid)
 	}
 	s := c.pinStock()
@@ -37,18 +37,18 @@ func (c *Controller) Charge(g *Group, n int64, node int, reclaimable bool) (uint
 			if s.node != node {
 				s.use(o, node)
 			}
-			s.account(n, reclaimable, 1)
+			s.account(n, st, 1)
 			unpinStock(s)
 			return o.id, nil
 		}
 	}
 	unpinStock(s)
-	return c.chargeSlow(g, n, node, reclaimable)
+	return c.chargeSlow(g, n, node, st)
 }
 
 // chargeSlow charges the counters (a batch, or n alone near the limit)
 // and leaves the rest in the P's stock.
-func (c *Controller) chargeSlow(g *Group, n int64, node int, reclaimable bool) (uint32, error) {
+func (c *Controller) chargeSlow(g *Group, n int64, node int, st Stat) (uint32, error) {
 	for {
 		o := g.target()
 		og := o.group.Load()
@@ -62,7 +62,7 @@ func (c *Controller) chargeSlow(g *Group, n int64, node int, reclaimable bool) (
 			if s != nil {
 				s.use(o, node)
 				s.bytes += charged - n
-				s.account(n, reclaimable, 1)
+				s.account(n, st, 1)
 				s.trim()
 				unpinStock(s)
 				return o.id, nil
@@ -71,7 +71,7 @@ func (c *Controller) chargeSlow(g *Group, n int64, node int, reclaimable bool) (
 			// directly. A removal's drain waits for this pinned
 			// section, so o is not freed under it.
 			o.refs.Add(1)
-			og.addSlab(node, reclaimable, n)
+			og.addStat(node, st, n)
 			unpinStock(s)
 			if charged > n {
 				og.uncharge(charged - n)
@@ -99,7 +99,7 @@ func (c *Controller) chargeCounters(g *Group, n int64) (int64, error) {
 		if over == nil {
 			if h := g.overHigh(); h != nil {
 				h.event(EventHigh)
-				c.reclaim(h, h.usage.Load()-h.high.Load())
+				c.reclaim(h, func() bool { return h.usage.Load() <= h.high.Load() })
 			}
 			return charged, nil
 		}
@@ -109,7 +109,7 @@ func (c *Controller) chargeCounters(g *Group, n int64) (int64, error) {
 			return 0, fmt.Errorf("memcg: charge %d bytes to %s: %s at memory.max %d: %w",
 				n, g.Path(), over.Path(), over.max.Load(), ErrNoMemory)
 		}
-		c.reclaim(over, n)
+		c.reclaim(over, func() bool { return over.usage.Load()+n <= over.max.Load() })
 	}
 }
 
@@ -117,34 +117,34 @@ func (c *Controller) chargeCounters(g *Group, n int64) (int64, error) {
 // ObjCgroup): from the group that ObjCgroup points to now and every
 // ancestor. An id of 0, or of no ObjCgroup, is ignored. Kernel:
 // obj_cgroup_uncharge() with mod_objcg_state().
-func (c *Controller) Uncharge(id uint32, n int64, node int, reclaimable bool) {
+func (c *Controller) Uncharge(id uint32, n int64, node int, st Stat) {
 	o := c.ObjCgroupOf(id)
-	if o == nil || n <= 0 {
+	if o == nil || n <= 0 || st < 0 || st >= numStats {
 		return
 	}
 	s := c.pinStock()
 	if s != nil {
 		s.use(o, node)
 		s.bytes += n
-		s.account(n, reclaimable, -1)
+		s.account(n, st, -1)
 		s.trim()
 		unpinStock(s)
 		return
 	}
 	g := o.group.Load()
 	g.uncharge(n)
-	g.addSlab(node, reclaimable, -n)
+	g.addStat(node, st, -n)
 	o.refs.Add(-1)
 	unpinStock(s)
 }
 
-// reclaim tries to bring g's usage need bytes below its max (or, from
-// a charge above memory.high, below its high): drain the stocks if any
-// holds g's bytes, then run the memcg-aware shrinkers over g and its
-// descendants until enough is freed. Kernel: try_to_free_mem_cgroup_pages
-// (shrink_slab) after drain_all_stock.
-func (c *Controller) reclaim(g *Group, need int64) {
-	enough := func() bool { return g.usage.Load()+need <= g.max.Load() && (g.high.Load() >= g.usage.Load()) }
+// reclaim tries to make enough true for g (its usage under its max with
+// room for a charge, or under its high): drain the stocks if any holds
+// g's bytes, then flush the charges the slab layer keeps for reuse, then
+// run the memcg-aware shrinkers over g and its descendants. Kernel:
+// try_charge_memcg's drain_all_stock and try_to_free_mem_cgroup_pages
+// (shrink_slab).
+func (c *Controller) reclaim(g *Group, enough func() bool) {
 	if c.stocksHold(g) {
 		c.drainStocks()
 		if enough() {
@@ -153,9 +153,7 @@ func (c *Controller) reclaim(g *Group, need int64) {
 	}
 	// Freed objects the slab layer keeps charged for reuse.
 	c.flushSlab()
-	if c.stocksHold(g) {
-		c.drainStocks()
-	}
+	c.drainStocks()
 	if enough() {
 		return
 	}

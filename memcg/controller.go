@@ -14,9 +14,9 @@ import (
 
 // Lock classes, in lock order (outermost first); see the package doc.
 var (
+	shrinkerClass    = lockdep.NewClass("shrinker_rwsem")
 	cgroupMutexClass = lockdep.NewClass("cgroup_mutex")
 	drainMutexClass  = lockdep.NewClass("memcg_drain_mutex")
-	shrinkerClass    = lockdep.NewClass("shrinker_rwsem")
 )
 
 // MaxNodes is the number of NUMA nodes whose statistics a group keeps
@@ -45,10 +45,6 @@ type Controller struct {
 	stocks   []stockSlot
 	draining atomic.Int32
 	drainMu  lockdep.Mutex
-	// overflow counts charges and uncharges that found no stock (a P id
-	// beyond the stocks, or a Drain running): they go to the counters
-	// directly.
-	overflow atomic.Int64
 
 	// shrinkMu (shrinker_rwsem) is recursive for readers: a shrinker
 	// that allocates accounted memory may reclaim again.

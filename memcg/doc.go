@@ -14,8 +14,9 @@
 // indirection the 2020 design introduced: it points to a Group, and when
 // the group is removed the pointer is switched to the parent (and the
 // group's ObjCgroups join the parent's list, so a later removal of the
-// parent moves them again). A free reads the id, finds the ObjCgroup and
-// uncharges whatever group it points to now: a removed group's objects
+// parent moves them again). An uncharge (package slab's: when the object
+// goes back to its slab or another allocation takes it) reads the id,
+// finds the ObjCgroup and uncharges whatever group it points to now: a removed group's objects
 // uncharge its nearest live ancestor, and no object is visited at
 // removal. The 2014 design (a clone of every cache per group, whole pages
 // charged, memcg_slab_mutex) is what this replaces; its guarantees stay:
@@ -44,7 +45,9 @@
 // memory.current may be stocked rather than used; before an allocation
 // fails at the max every stock is drained, so a group is refused only when
 // its live objects really fill it. Statistics (memory.stat, numa_stat)
-// lag by the same stocks until Drain, which every exact read performs.
+// lag by the same stocks (and by the charges package slab keeps for
+// reuse) until Drain; the file renderers read the counters as they are,
+// as the kernel's do.
 //
 // # Charges kept for reuse in the slab layer
 //
@@ -78,31 +81,39 @@
 //
 // # Locks, in lock order (outermost first)
 //
+//	shrinker_rwsem      Controller.shrinkMu (recursive for readers): the
+//	                    shrinker list; read-held while reclaim runs the
+//	                    shrinkers and empties the stocks and sheaves
+//	                    between rounds, write-held to register or
+//	                    unregister. A shrinker may create or remove
+//	                    groups (cgroup_mutex inside it), free objects and
+//	                    destroy caches (slab's locks inside it), or
+//	                    allocate accounted memory (reclaim again).
 //	cgroup_mutex        Controller.mu: the tree (children, names), group
 //	                    creation and removal, reparenting, ObjCgroup ids.
+//	                    Reclaim never takes it (it walks children
+//	                    snapshots), so a charge at a limit never waits for
+//	                    a group's creation or removal.
 //	memcg_drain_mutex   Controller.drainMu: one Drain at a time (the
-//	                    kernel's percpu_charge_mutex). Taken inside
-//	                    cgroup_mutex by removal; never held while a
-//	                    shrinker runs.
-//	shrinker_rwsem      Controller.shrinkMu: the shrinker list; read-held
-//	                    while shrinkers run (a shrinker may free objects,
-//	                    which takes slab's locks inside it), write-held to
-//	                    register or unregister.
+//	                    kernel's percpu_charge_mutex); inside cgroup_mutex
+//	                    in Drain and Remove. A charge at a limit takes it
+//	                    to empty the stocks, so it may wait for a Drain in
+//	                    progress to end.
 //
 // Against package slab: slab never takes a memcg lock — charges and
-// uncharges take none (the pinned stock operations, atomics), so slab
-// may uncharge under its list_lock — and memcg calls into slab's locks
-// in two places only: Drain (and so Remove) runs the flusher, which takes
-// slab_mutex, slab_flush_lock and list_lock, inside cgroup_mutex and
-// memcg_drain_mutex; reclaim runs it with no memcg lock held. A shrinker
-// that frees or destroys takes slab's locks inside shrinker_rwsem (read).
-// So the global order is cgroup_mutex → memcg_drain_mutex → slab_mutex →
-// slab_flush_lock → list_lock, and shrinker_rwsem → slab_mutex. The 2014 lesson
+// uncharges take none (the pinned stock operations, atomics), so slab may
+// uncharge under its list_lock — and memcg reaches slab's locks through
+// the flusher (slab_mutex, slab_flush_lock, list_lock), which Drain (and
+// so Remove) runs inside cgroup_mutex and memcg_drain_mutex and reclaim
+// runs with at most shrinker_rwsem held, and through shrinkers. So the
+// global order is shrinker_rwsem → cgroup_mutex → memcg_drain_mutex →
+// slab_mutex → slab_flush_lock → list_lock. The 2014 lesson
 // (activate_kmem_mutex → memcg_slab_mutex → slab_mutex) was that a
 // memcg-side lock walking a group's caches must not rely on slab_mutex
 // being taken inside it by accident; here no memcg lock walks caches at
-// all (the per-cache breakdown is slab's, under slab_mutex alone), and
-// lockdep records the order above in every test.
+// all (the per-cache breakdown is slab's, under slab_mutex alone), the
+// one memcg path into slab_mutex (the flusher) is written down above,
+// and lockdep checks the order in every test.
 //
 // # Files
 //

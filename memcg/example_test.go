@@ -17,7 +17,7 @@ func ExampleGroup_SetMax() {
 	_ = a.WriteFile("memory.max", "8K") // as a write to the cgroup file
 	var ids []uint32
 	for {
-		id, err := c.Charge(a, 1000, 0, false) // 1000 bytes on node 0
+		id, err := c.Charge(a, 1000, 0, memcg.StatSlabUnreclaimable) // 1000 bytes on node 0
 		if errors.Is(err, syscall.ENOMEM) {
 			break
 		}
@@ -26,7 +26,7 @@ func ExampleGroup_SetMax() {
 	c.Drain() // the stocks' bytes back: exact counters
 	fmt.Println(len(ids), a.Current(), tenants.Current(), a.EventCount(memcg.EventOOM))
 	for _, id := range ids {
-		c.Uncharge(id, 1000, 0, false)
+		c.Uncharge(id, 1000, 0, memcg.StatSlabUnreclaimable)
 	}
 	c.Drain()
 	cur, _ := a.FileContents("memory.current")
@@ -50,7 +50,7 @@ func ExampleController_RegisterShrinker() {
 		Scan: func(sc *memcg.ShrinkControl) uint64 {
 			n := min(int(sc.NrToScan), len(cached))
 			for _, id := range cached[:n] {
-				c.Uncharge(id, 1024, 0, true)
+				c.Uncharge(id, 1024, 0, memcg.StatSlabReclaimable)
 			}
 			cached = cached[n:]
 			return uint64(n)
@@ -58,7 +58,7 @@ func ExampleController_RegisterShrinker() {
 	}
 	_ = c.RegisterShrinker(s)
 	for i := 0; i < 1000; i++ { // 1000 KiB through a 64 KiB limit
-		id, err := c.Charge(g, 1024, 0, true)
+		id, err := c.Charge(g, 1024, 0, memcg.StatSlabReclaimable)
 		if err != nil {
 			fmt.Println(err)
 			return

@@ -96,7 +96,7 @@ func (g *Group) FileContents(name string) (string, error) {
 	case "memory.stat":
 		unrecl, recl := g.Slab(-1)
 		return fmt.Sprintf("anon 0\nfile 0\nkernel %d\nslab_reclaimable %d\nslab_unreclaimable %d\nslab %d\n",
-			unrecl+recl, recl, unrecl, unrecl+recl), nil
+			g.Kernel(-1), recl, unrecl, unrecl+recl), nil
 	case "memory.numa_stat":
 		var b strings.Builder
 		nodes := g.ctrl.nodes()
@@ -106,7 +106,7 @@ func (g *Group) FileContents(name string) (string, error) {
 		}{
 			{"anon", func(int) int64 { return 0 }},
 			{"file", func(int) int64 { return 0 }},
-			{"kernel", func(n int) int64 { u, r := g.Slab(n); return u + r }},
+			{"kernel", g.Kernel},
 			{"slab_reclaimable", func(n int) int64 { _, r := g.Slab(n); return r }},
 			{"slab_unreclaimable", func(n int) int64 { u, _ := g.Slab(n); return u }},
 		} {
@@ -159,7 +159,7 @@ func (c *Controller) nodes() []int {
 	}
 	out := []int{0}
 	for n := 1; n < MaxNodes; n++ {
-		if u, r := c.root.Slab(n); u != 0 || r != 0 {
+		if c.root.Kernel(n) != 0 {
 			out = append(out, n)
 		}
 	}

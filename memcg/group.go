@@ -32,9 +32,11 @@ type Group struct {
 
 	usage, max, high, peak atomic.Int64
 	events                 [numEvents]atomic.Int64
-	// slab holds bytes of accounted objects per node: [node][0] not
-	// reclaimable, [node][1] reclaimable (slab.ReclaimAccount caches).
-	slab [MaxNodes][2]atomic.Int64
+	// stats holds charged bytes per node and Stat.
+	stats [MaxNodes][numStats]atomic.Int64
+	// kids is a snapshot of children for reclaim, which must not take
+	// cgroup_mutex (replaced under it).
+	kids atomic.Pointer[[]*Group]
 }
 
 // Event is a memory.events counter.
@@ -86,7 +88,9 @@ func (g *Group) Controller() *Controller { return g.ctrl }
 // Online reports whether the group is in the tree (not removed).
 func (g *Group) Online() bool { return g.online.Load() }
 
-// ObjCgroup returns the group's own ObjCgroup.
+// ObjCgroup returns the group's own ObjCgroup. After the group's removal
+// it is moved to the parent and, once no object records it, freed at a
+// Drain and its id reused: do not keep it across a removal.
 func (g *Group) ObjCgroup() *ObjCgroup { return g.objcg }
 
 // Children returns the group's children, sorted by name.
@@ -130,6 +134,7 @@ func (g *Group) Create(name string) (*Group, error) {
 	ch.objcg = c.newObjCgroupLocked(ch)
 	ch.tid.Store(ch.objcg.id)
 	g.children[name] = ch
+	g.publishKids()
 	return ch, nil
 }
 
@@ -158,6 +163,7 @@ func (g *Group) Remove() error {
 	p := g.parent
 	g.tid.Store(noTarget)
 	delete(p.children, g.name)
+	p.publishKids()
 	for _, o := range g.objcgList {
 		o.group.Store(p)
 		o.detached = true
@@ -170,6 +176,16 @@ func (g *Group) Remove() error {
 	// reference counts exact, so the unused ones are freed now.
 	c.drainLocked()
 	return nil
+}
+
+// publishKids replaces the reclaim's snapshot of g's children. Called
+// with mu held.
+func (g *Group) publishKids() {
+	kids := make([]*Group, 0, len(g.children))
+	for _, ch := range g.children {
+		kids = append(kids, ch)
+	}
+	g.kids.Store(&kids)
 }
 
 // dropObjCgroup removes o from g's list. Called with mu held.
@@ -201,7 +217,7 @@ func (g *Group) SetMax(n int64) error {
 	}
 	g.max.Store(n)
 	if g.usage.Load() > n {
-		g.ctrl.reclaim(g, g.usage.Load()-n)
+		g.ctrl.reclaim(g, func() bool { return g.usage.Load() <= g.max.Load() })
 	}
 	return nil
 }
@@ -299,36 +315,53 @@ func (g *Group) overHigh() *Group {
 	return nil
 }
 
-// addSlab adds n bytes of node's slab statistics (reclaimable or not)
-// to g and every ancestor.
-func (g *Group) addSlab(node int, reclaimable bool, n int64) {
-	if node < 0 || node >= MaxNodes || n == 0 {
+// Stat is what a charge is, for memory.stat: slab memory, reclaimable or
+// not, or other kernel memory (whole pages, such as large kmallocs).
+type Stat int
+
+const (
+	StatSlabUnreclaimable Stat = iota // memory.stat slab_unreclaimable
+	StatSlabReclaimable               // slab_reclaimable (slab.ReclaimAccount caches)
+	StatKernel                        // in "kernel" only: large kmallocs' pages
+	numStats
+)
+
+// addStat adds n bytes of node's statistic st to g and every ancestor.
+func (g *Group) addStat(node int, st Stat, n int64) {
+	if node < 0 || node >= MaxNodes || st < 0 || st >= numStats || n == 0 {
 		return
 	}
-	r := 0
-	if reclaimable {
-		r = 1
-	}
 	for x := g; x != nil; x = x.parent {
-		x.slab[node][r].Add(n)
+		x.stats[node][st].Add(n)
 	}
+}
+
+// Kernel returns the group's kernel memory on node (-1: all nodes): slab
+// memory and other charged pages, as memory.stat's "kernel".
+func (g *Group) Kernel(node int) int64 {
+	u, r := g.Slab(node)
+	return u + r + g.statSum(node, StatKernel)
+}
+
+func (g *Group) statSum(node int, st Stat) int64 {
+	if node >= 0 {
+		if node >= MaxNodes {
+			return 0
+		}
+		return g.stats[node][st].Load()
+	}
+	var sum int64
+	for n := range g.stats {
+		sum += g.stats[n][st].Load()
+	}
+	return sum
 }
 
 // Slab returns the group's slab bytes on node (-1: all nodes), not
 // reclaimable and reclaimable, as memory.stat and memory.numa_stat show
 // them (exact after Controller.Drain).
 func (g *Group) Slab(node int) (unreclaimable, reclaimable int64) {
-	if node >= 0 {
-		if node >= MaxNodes {
-			return 0, 0
-		}
-		return g.slab[node][0].Load(), g.slab[node][1].Load()
-	}
-	for n := range g.slab {
-		unreclaimable += g.slab[n][0].Load()
-		reclaimable += g.slab[n][1].Load()
-	}
-	return unreclaimable, reclaimable
+	return g.statSum(node, StatSlabUnreclaimable), g.statSum(node, StatSlabReclaimable)
 }
 
 // TargetID returns the id of g's own ObjCgroup while g is online: an

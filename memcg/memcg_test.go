@@ -71,7 +71,7 @@ func TestChargeExact(t *testing.T) {
 	const n, size = 1000, 68
 	ids := make([]uint32, n)
 	for i := range ids {
-		id, err := c.Charge(b, size, i%2, i%3 == 0)
+		id, err := c.Charge(b, size, i%2, stat(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestChargeExact(t *testing.T) {
 		t.Errorf("peak %d", b.Peak())
 	}
 	for i, id := range ids {
-		c.Uncharge(id, size, i%2, i%3 == 0)
+		c.Uncharge(id, size, i%2, stat(i))
 	}
 	c.Drain()
 	for _, g := range []*memcg.Group{b, a, c.Root()} {
@@ -124,7 +124,7 @@ func TestLimit(t *testing.T) {
 	var err error
 	for {
 		var id uint32
-		if id, err = c.Charge(b, 1000, 0, false); err != nil {
+		if id, err = c.Charge(b, 1000, 0, memcg.StatSlabUnreclaimable); err != nil {
 			break
 		}
 		ids = append(ids, id)
@@ -145,7 +145,7 @@ func TestLimit(t *testing.T) {
 		t.Errorf("root oom %d: events are hierarchical", c.Root().EventCount(memcg.EventOOM))
 	}
 	for _, id := range ids {
-		c.Uncharge(id, 1000, 0, false)
+		c.Uncharge(id, 1000, 0, memcg.StatSlabUnreclaimable)
 	}
 	c.Drain()
 	if a.Current() != 0 {
@@ -186,7 +186,7 @@ func TestShrinker(t *testing.T) {
 			l := cached[sc.Group]
 			n := min(int(sc.NrToScan), len(l))
 			for _, id := range l[:n] {
-				c.Uncharge(id, 1024, 0, true)
+				c.Uncharge(id, 1024, 0, memcg.StatSlabReclaimable)
 			}
 			cached[sc.Group] = l[n:]
 			return uint64(n)
@@ -198,11 +198,11 @@ func TestShrinker(t *testing.T) {
 	if err := c.RegisterShrinker(s); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("register twice: %v", err)
 	}
-	if _, err := c.Charge(other, 1024, 0, true); err != nil {
+	if _, err := c.Charge(other, 1024, 0, memcg.StatSlabReclaimable); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2000; i++ {
-		id, err := c.Charge(g, 1024, 0, true)
+		id, err := c.Charge(g, 1024, 0, memcg.StatSlabReclaimable)
 		if err != nil {
 			t.Fatalf("charge %d: %v", i, err)
 		}
@@ -223,7 +223,7 @@ func TestShrinker(t *testing.T) {
 	c.UnregisterShrinker(s)
 	// Without it the tenant fails at the max.
 	for {
-		if _, err := c.Charge(g, 1024, 0, true); err != nil {
+		if _, err := c.Charge(g, 1024, 0, memcg.StatSlabReclaimable); err != nil {
 			if !errors.Is(err, syscall.ENOMEM) {
 				t.Fatal(err)
 			}
@@ -238,7 +238,7 @@ func TestReparent(t *testing.T) {
 	b := mustCreate(t, a, "b")
 	var ids []uint32
 	for i := 0; i < 100; i++ {
-		id, err := c.Charge(b, 100, 0, false)
+		id, err := c.Charge(b, 100, 0, memcg.StatSlabUnreclaimable)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +255,7 @@ func TestReparent(t *testing.T) {
 		t.Fatal("objcg not reparented")
 	}
 	// A charge through the removed group lands on the parent.
-	id, err := c.Charge(b, 100, 0, false)
+	id, err := c.Charge(b, 100, 0, memcg.StatSlabUnreclaimable)
 	if err != nil || id != a.ObjCgroup().ID() {
 		t.Fatalf("charge through removed group: id %d, %v", id, err)
 	}
@@ -265,7 +265,7 @@ func TestReparent(t *testing.T) {
 		t.Fatalf("parent current %d", a.Current())
 	}
 	for _, id := range ids {
-		c.Uncharge(id, 100, 0, false)
+		c.Uncharge(id, 100, 0, memcg.StatSlabUnreclaimable)
 	}
 	c.Drain()
 	if a.Current() != 0 || c.Root().Current() != 0 {
@@ -291,7 +291,7 @@ func TestHigh(t *testing.T) {
 	}
 	var ids []uint32
 	for i := 0; i < 100; i++ {
-		id, err := c.Charge(g, 1000, 0, false)
+		id, err := c.Charge(g, 1000, 0, memcg.StatSlabUnreclaimable)
 		if err != nil {
 			t.Fatalf("above high a charge must not fail: %v", err)
 		}
@@ -301,7 +301,7 @@ func TestHigh(t *testing.T) {
 		t.Fatalf("high %d oom %d", g.EventCount(memcg.EventHigh), g.EventCount(memcg.EventOOM))
 	}
 	for _, id := range ids {
-		c.Uncharge(id, 1000, 0, false)
+		c.Uncharge(id, 1000, 0, memcg.StatSlabUnreclaimable)
 	}
 }
 
@@ -342,7 +342,7 @@ func TestFiles(t *testing.T) {
 	if s, _ := g.FileContents("memory.high"); s != "max\n" {
 		t.Errorf("memory.high %q", s)
 	}
-	if _, err := c.Charge(g, 4096, 1, true); err != nil {
+	if _, err := c.Charge(g, 4096, 1, memcg.StatSlabReclaimable); err != nil {
 		t.Fatal(err)
 	}
 	c.Drain()
@@ -360,4 +360,12 @@ func TestFiles(t *testing.T) {
 	if _, err := c.Root().FileContents("memory.current"); !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("root memory.current: %v", err)
 	}
+}
+
+// stat is every third object reclaimable.
+func stat(i int) memcg.Stat {
+	if i%3 == 0 {
+		return memcg.StatSlabReclaimable
+	}
+	return memcg.StatSlabUnreclaimable
 }

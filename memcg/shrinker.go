@@ -82,12 +82,15 @@ func (c *Controller) ShrinkerStats(s *Shrinker) (calls, freed uint64) {
 
 // shrink runs the memcg-aware shrinkers over g and its descendants, a
 // larger share of each one's objects each round (a quarter, a half, all:
-// the kernel's reclaim priority), until enough reports true.
+// the kernel's reclaim priority), until enough reports true. What the
+// shrinkers free lands in stocks and slab sheaves first: after a round
+// that freed anything, both are emptied before enough is asked.
 func (c *Controller) shrink(g *Group, enough func() bool) {
-	groups := c.subtree(g)
+	groups := subtree(g)
 	c.shrinkMu.RLock()
 	defer c.shrinkMu.RUnlock()
 	for prio := 2; prio >= 0; prio-- {
+		var roundFreed uint64
 		for _, s := range c.shrinkers {
 			if !s.MemcgAware {
 				continue
@@ -111,16 +114,18 @@ func (c *Controller) shrink(g *Group, enough func() bool) {
 						break
 					}
 					s.freed.Add(freed)
+					roundFreed += freed
 					scanned := sc.NrScanned
 					if scanned == 0 || scanned > sc.NrToScan {
 						scanned = sc.NrToScan
 					}
 					nr -= scanned
 				}
-				if enough() {
-					return
-				}
 			}
+		}
+		if roundFreed > 0 {
+			c.flushSlab()
+			c.drainStocks()
 		}
 		if enough() {
 			return
@@ -128,14 +133,14 @@ func (c *Controller) shrink(g *Group, enough func() bool) {
 	}
 }
 
-// subtree returns g and its online descendants, g first.
-func (c *Controller) subtree(g *Group) []*Group {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// subtree returns g and its descendants, g first, from the children
+// snapshots (no cgroup_mutex: a charge at a limit must not wait for a
+// group's creation or removal).
+func subtree(g *Group) []*Group {
 	out := []*Group{g}
 	for i := 0; i < len(out); i++ {
-		for _, ch := range out[i].children {
-			out = append(out, ch)
+		if kids := out[i].kids.Load(); kids != nil {
+			out = append(out, *kids...)
 		}
 	}
 	return out

@@ -16,10 +16,9 @@ type stock struct {
 	objcg *ObjCgroup
 	bytes int64 // charged to objcg's group's counters, not yet used
 	refs  int64 // objects recording objcg, not yet added to objcg.refs
-	// Pending slab statistics of objcg, for node: [0] unreclaimable,
-	// [1] reclaimable.
-	node int
-	slab [2]int64
+	// Pending statistics of objcg, for node, by Stat.
+	node  int
+	stats [numStats]int64
 	// hint is objcg, for reclaim's question "does any stock hold this
 	// group's bytes?" asked from other Ps (stored only on a switch).
 	hint atomic.Pointer[ObjCgroup]
@@ -76,13 +75,12 @@ func (s *stock) flush() {
 
 // flushStats adds the pending statistics to g.
 func (s *stock) flushStats(g *Group) {
-	if s.slab[0] != 0 {
-		g.addSlab(s.node, false, s.slab[0])
+	for st, v := range s.stats {
+		if v != 0 {
+			g.addStat(s.node, Stat(st), v)
+		}
 	}
-	if s.slab[1] != 0 {
-		g.addSlab(s.node, true, s.slab[1])
-	}
-	s.slab = [2]int64{}
+	s.stats = [numStats]int64{}
 }
 
 // use switches s to o (flushing what it held for another) and to node
@@ -102,12 +100,8 @@ func (s *stock) use(o *ObjCgroup, node int) {
 // account records, in s (switched to the object's ObjCgroup and node),
 // one object of n bytes: ref +1 (charged) or -1 (uncharged), and the
 // statistics.
-func (s *stock) account(n int64, reclaimable bool, ref int64) {
-	r := 0
-	if reclaimable {
-		r = 1
-	}
-	s.slab[r] += n * ref
+func (s *stock) account(n int64, st Stat, ref int64) {
+	s.stats[st] += n * ref
 	s.refs += ref
 }
 
@@ -166,13 +160,11 @@ func (c *Controller) stocksHold(g *Group) bool {
 	return false
 }
 
-// drainStocks empties every stock without freeing ObjCgroups (reclaim
-// at a limit: cgroup_mutex is not needed, and a charge must not wait for
-// group creation or removal). A drain already running is enough.
+// drainStocks empties every stock without freeing ObjCgroups (reclaim at
+// a limit: it takes no cgroup_mutex, so a charge never waits for a group's
+// creation, only, here, for a Drain in progress to end).
 func (c *Controller) drainStocks() {
-	if !c.drainMu.TryLock() {
-		return
-	}
+	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
 	c.draining.Add(1)
 	percpu.Synchronize()

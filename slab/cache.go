@@ -93,7 +93,8 @@ type kmemCache struct {
 	// freeSize is memSize, or 0 for an accounted cache: the range the
 	// inline free paths of Magazine and the prefilled Sheaf accept, so
 	// that an accounted cache's frees into them take their slow paths,
-	// which uncharge (their objects are handed out uncharged).
+	// which uncharge before keeping the object (their Alloc hands
+	// objects out uncharged).
 	freeSize uintptr
 	vmemmap  unsafe.Pointer // the Page of memBase
 	id       uint32         // index in Allocator.table, kept in every slab page

@@ -90,13 +90,14 @@
 //	                  when Destroy, Close and the hotplug callbacks free
 //	                  empty slabs, so slab_mutex → zone lock is an edge
 //
-// memcg (package memcg, see its doc) sits outside these: its charges and
-// uncharges take no lock (per-P stocks, atomics), so slab calls them with
-// any of its locks held (putObjLocked uncharges under list_lock); its
-// Drain holds cgroup_mutex and memcg_drain_mutex while slab's flusher
-// (flushAccounted) takes slab_mutex, slab_flush_lock and list_lock, so
-// cgroup_mutex → memcg_drain_mutex → slab_mutex is the order, and slab
-// never calls into memcg's locks.
+// memcg (package memcg, see its doc) sits outside these: its uncharges,
+// and its charges below a limit, take no lock (per-P stocks, atomics), so
+// slab uncharges with any of its locks held (putObjLocked, under
+// list_lock) and charges with none held (a charge at a limit reclaims:
+// memcg's locks, then slab's flusher). memcg's Drain holds cgroup_mutex
+// and memcg_drain_mutex while slab's flusher (flushAccounted) takes
+// slab_mutex, slab_flush_lock and list_lock: cgroup_mutex →
+// memcg_drain_mutex → slab_mutex is the order.
 //
 // Cache creation, destruction and shrinking never take mem_hotplug_lock:
 // per-node structures are created under slab_mutex for every node in

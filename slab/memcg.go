@@ -25,6 +25,14 @@ const objExtSize = 4
 // KmallocGroup, KmallocContext).
 func (a *Allocator) Memcg() *memcg.Controller { return a.memcg }
 
+// stat is the memcg statistic k's objects count in.
+func (k *kmemCache) stat() memcg.Stat {
+	if k.flags&ReclaimAccount != 0 {
+		return memcg.StatSlabReclaimable
+	}
+	return memcg.StatSlabUnreclaimable
+}
+
 // objExt returns the vector entry of the object at addr of the slab
 // whose header (of addr's page) is h: the vector follows the slab's
 // objects. k must be accounted and addr an object start.
@@ -43,7 +51,7 @@ func (k *kmemCache) clearObjExts(base uintptr, objects int, slabBytes uintptr) {
 func (k *kmemCache) charge(g *memcg.Group, p unsafe.Pointer) error {
 	addr := uintptr(p)
 	h := k.hdrAt(addr)
-	id, err := k.a.memcg.Charge(g, k.chargeSize, int(h.node), k.flags&ReclaimAccount != 0)
+	id, err := k.a.memcg.Charge(g, k.chargeSize, int(h.node), k.stat())
 	if err != nil {
 		return err
 	}
@@ -66,7 +74,7 @@ func (k *kmemCache) uncharge(h *slabHdr, addr uintptr) {
 	e := k.objExt(h, addr)
 	if id := *e; id != 0 {
 		*e = 0
-		k.a.memcg.Uncharge(id, k.chargeSize, int(h.node), k.flags&ReclaimAccount != 0)
+		k.a.memcg.Uncharge(id, k.chargeSize, int(h.node), k.stat())
 	}
 }
 
@@ -117,7 +125,7 @@ func (k *kmemCache) unchargeSlab(h *slabHdr) {
 	vec := unsafe.Slice((*uint32)(ptr(h.base+k.slabBytesOf(h))), n)
 	for i := range vec {
 		if id := atomic.SwapUint32(&vec[i], 0); id != 0 {
-			k.a.memcg.Uncharge(id, k.chargeSize, int(h.node), k.flags&ReclaimAccount != 0)
+			k.a.memcg.Uncharge(id, k.chargeSize, int(h.node), k.stat())
 		}
 	}
 }
@@ -132,10 +140,13 @@ type GroupCache struct {
 
 // In returns a handle that allocates from c charging g (the kernel's
 // allocation from a SLAB_ACCOUNT cache by a task in g). c must have been
-// created with Account: otherwise every allocation through the handle
-// fails with ErrInvalid. A group removed meanwhile is charged through
-// its nearest live ancestor. Free objects with the handle or with
-// c.Free: either uncharges the group the object was charged to.
+// created with Account, and g be of this allocator's controller:
+// otherwise every allocation through the handle fails with ErrInvalid. A
+// group removed meanwhile is charged through its nearest live ancestor.
+// Free objects with the handle or with c.Free, alike: the object keeps
+// its charge in the P's sheaf until it is allocated again (through the
+// same group: the charge is reused) or goes back to its slab (then it is
+// uncharged); see package memcg's "Charges kept for reuse".
 func (c *Cache) In(g *memcg.Group) GroupCache { return GroupCache{c, g} }
 
 // Alloc returns an object charged to the handle's group: its slot size
@@ -143,8 +154,8 @@ func (c *Cache) In(g *memcg.Group) GroupCache { return GroupCache{c, g} }
 // ancestor. At the group's memory.max it reclaims and then fails with an
 // error wrapping ErrNoMemory, memcg.ErrNoMemory and syscall.ENOMEM.
 func (gc GroupCache) Alloc() (unsafe.Pointer, error) {
-	if gc.g != nil {
-		if p := groupReuse(gc.c, gc.g.TargetIDRef()); p != nil {
+	if g := gc.g; g != nil && g.Controller() == gc.c.c.a.memcg {
+		if p := groupReuse(gc.c, g.TargetIDRef()); p != nil {
 			return p, nil
 		}
 	}
@@ -154,7 +165,7 @@ func (gc GroupCache) Alloc() (unsafe.Pointer, error) {
 // reuse pops the top object of the P's main sheaf if it is still charged
 // where this allocation would charge (see AllocNode), else returns nil.
 func (gc GroupCache) reuse() unsafe.Pointer {
-	if gc.g == nil {
+	if gc.g == nil || gc.g.Controller() != gc.c.c.a.memcg {
 		return nil
 	}
 	return groupReuseGo(gc.c, gc.g.TargetIDRef())
@@ -236,10 +247,12 @@ func (gc GroupCache) Group() *memcg.Group { return gc.g }
 func (gc GroupCache) Cache() *Cache { return gc.c }
 
 // AllocContext allocates from c charging the group ctx carries
-// (memcg.NewContext); without one it is Alloc, uncharged. Kernel: an
-// allocation from a SLAB_ACCOUNT cache charging current's memcg.
+// (memcg.NewContext) if c was created with Account; without a group, or
+// from a cache without Account, it is Alloc, uncharged (accounting is
+// opt-in per cache, as SLAB_ACCOUNT is). Kernel: an allocation from a
+// SLAB_ACCOUNT cache charging current's memcg.
 func (c *Cache) AllocContext(ctx context.Context) (unsafe.Pointer, error) {
-	if g := memcg.FromContext(ctx); g != nil {
+	if g := memcg.FromContext(ctx); g != nil && c.c.acct {
 		return c.In(g).Alloc()
 	}
 	return c.Alloc()
@@ -276,7 +289,7 @@ func (a *Allocator) kmallocGroupNode(g *memcg.Group, size, node int, gfp GFP) (u
 	addr := uintptr(p)
 	pg := a.sys.PageOf(addr)
 	h := hdr(pg)
-	id, err := a.memcg.Charge(g, int64(mem.PageSize)<<pg.Order(), a.sys.PageNode(addr), false)
+	id, err := a.memcg.Charge(g, int64(mem.PageSize)<<pg.Order(), a.sys.PageNode(addr), memcg.StatKernel)
 	if err != nil {
 		a.Kfree(p)
 		return nil, &causeError{fmt.Sprintf("slab: kmalloc %d bytes", size), ErrNoMemory, err}
@@ -289,7 +302,7 @@ func (a *Allocator) kmallocGroupNode(g *memcg.Group, size, node int, gfp GFP) (u
 // header h) if it is charged.
 func (a *Allocator) unchargeLarge(pg *mem.Page, h *slabHdr) {
 	if id := atomic.SwapUint32(&h.next, 0); id != 0 && id != nilPFN {
-		a.memcg.Uncharge(id, int64(mem.PageSize)<<pg.Order(), a.sys.PageNode(h.base), false)
+		a.memcg.Uncharge(id, int64(mem.PageSize)<<pg.Order(), a.sys.PageNode(h.base), memcg.StatKernel)
 	}
 }
 
@@ -319,9 +332,9 @@ type GroupSlabInfo struct {
 	Bytes   int64  // what they charge (slot and vector entry each)
 }
 
-// MemcgSlabInfo returns, per accounted cache (and "kmalloc-large" for
-// large kmalloc allocations), how many objects are charged to g or its
-// descendants, caches without any left out, in creation order. It first
+// MemcgSlabInfo returns, per accounted cache, how many objects are
+// charged to g or its descendants (large kmalloc allocations are kernel
+// pages, not slab: memory.stat's "kernel" counts them), caches without any left out, in creation order. It first
 // empties the accounted caches' per-P sheaves (freed objects wait there
 // still charged, for reuse), then walks every slab of the present memory
 // under mem_hotplug_lock (read) and slab_mutex: a snapshot of the live
@@ -347,7 +360,6 @@ func (a *Allocator) MemcgSlabInfo(g *memcg.Group) []GroupSlabInfo {
 		return false
 	}
 	counts := map[*kmemCache]*GroupSlabInfo{}
-	var large GroupSlabInfo
 	for _, b := range sys.Blocks() {
 		if b.State != mem.BlockOnline {
 			continue
@@ -363,10 +375,6 @@ func (a *Allocator) MemcgSlabInfo(g *memcg.Group) []GroupSlabInfo {
 				continue
 			}
 			if h.flags&hdrLarge != 0 {
-				if under(atomic.LoadUint32(&h.next)) {
-					large.Objects++
-					large.Bytes += int64(mem.PageSize) << max(pg.Order(), 0)
-				}
 				continue
 			}
 			k := a.cacheOf(h.cache)
@@ -392,10 +400,6 @@ func (a *Allocator) MemcgSlabInfo(g *memcg.Group) []GroupSlabInfo {
 		if gi := counts[k]; gi != nil {
 			out = append(out, *gi)
 		}
-	}
-	if large.Objects > 0 {
-		large.Cache = "kmalloc-large"
-		out = append(out, large)
 	}
 	return out
 }

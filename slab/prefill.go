@@ -125,6 +125,19 @@ func (s *Sheaf) freeSlow(p unsafe.Pointer) {
 		k.a.invalidFree(s.c.name, addr, "double free (object on top of the prefilled sheaf)")
 		return
 	}
+	if k.acct && s.n < len(s.objs) {
+		// An accounted cache's free comes here with room (freeSize):
+		// the sheaf keeps it uncharged, as the inline path keeps others.
+		h := k.hdrAt(addr)
+		if k.freelistHead(h.base, addr) {
+			k.a.invalidFree(s.c.name, addr, "double free (object heads its slab's freelist)")
+			return
+		}
+		k.uncharge(h, addr)
+		s.objs[s.n] = addr
+		s.n++
+		return
+	}
 	s.c.Free(p) // the sheaf is full, or the double free is the slab's
 }
 
