@@ -94,6 +94,7 @@ func (s *System) AddMemory(node int, size int64) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.blocksAdded(ids)
 	s.autoOnlineLocked(ids)
 	return ids, nil
 }
@@ -112,6 +113,22 @@ func (s *System) Probe(physAddr uint64) error {
 	}
 	s.deviceHotplug.Lock()
 	defer s.deviceHotplug.Unlock()
+	return s.probeLocked(physAddr)
+}
+
+// ProbeLocked is Probe with device_hotplug_lock held by the caller.
+func (s *System) ProbeLocked(physAddr uint64) error {
+	if physAddr%uint64(s.blockSize) != 0 {
+		return errnoErr(syscall.EINVAL, "probe %#x: not block aligned", physAddr)
+	}
+	if physAddr/uint64(s.blockSize) >= uint64(s.maxBlocks) {
+		return errnoErr(syscall.EINVAL, "probe %#x: beyond the range", physAddr)
+	}
+	return s.probeLocked(physAddr)
+}
+
+func (s *System) probeLocked(physAddr uint64) error {
+	i := physAddr / uint64(s.blockSize)
 	if s.blocks[i].Load() != nil {
 		return errnoErr(syscall.EEXIST, "probe %#x: block %d present", physAddr, i)
 	}
@@ -119,6 +136,7 @@ func (s *System) Probe(physAddr uint64) error {
 	if err != nil {
 		return err
 	}
+	s.blocksAdded(ids)
 	s.autoOnlineLocked(ids)
 	return nil
 }
@@ -130,15 +148,28 @@ func (s *System) Probe(physAddr uint64) error {
 func (s *System) RemoveMemory(block int) error {
 	s.deviceHotplug.Lock()
 	defer s.deviceHotplug.Unlock()
+	return s.RemoveMemoryLocked(block)
+}
+
+// RemoveMemoryLocked is RemoveMemory with device_hotplug_lock held by the
+// caller. The block devices are told (BlockRemoving: a sysfs directory
+// drains its active references) with only device_hotplug_lock held: a
+// store that holds an active reference and then takes the block's device
+// lock or mem_hotplug_lock is no inversion with it.
+func (s *System) RemoveMemoryLocked(block int) error {
 	b, err := s.getBlock(block)
 	if err != nil {
 		return err
 	}
+	if st := BlockState(b.state.Load()); st != BlockOffline {
+		// Stable: every state change takes device_hotplug_lock.
+		return errnoErr(syscall.EBUSY, "remove block %d: %v", block, st)
+	}
+	if s.devices != nil {
+		s.devices.BlockRemoving(block)
+	}
 	b.dev.Lock()
 	defer b.dev.Unlock()
-	if BlockState(b.state.Load()) != BlockOffline {
-		return errnoErr(syscall.EBUSY, "remove block %d: %v", block, BlockState(b.state.Load()))
-	}
 	s.memHotplug.Lock()
 	defer s.memHotplug.Unlock()
 	s.blocks[block].Store(nil)

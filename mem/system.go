@@ -84,6 +84,9 @@ type System struct {
 	// operations (AddMemory, Probe, Online, Offline, RemoveMemory, New's
 	// boot memory, Close) and guards closed.
 	deviceHotplug lockdep.Mutex
+	// devices (under deviceHotplug) is told of block creation and
+	// removal (device.go).
+	devices BlockDevices
 	// memHotplug (mem_hotplug_lock) is held for writing by an operation
 	// while it changes blocks, a block's zone or the node state, and for
 	// reading by GetOnlineMems.

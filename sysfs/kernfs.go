@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/hotslab/hotslab/lockdep"
@@ -351,8 +352,16 @@ func (n *Node) Read() (string, error) {
 	return n.attr.Show()
 }
 
+// ErrRestart is what a Store returns when it must drop its active
+// reference and run again: it could not take a lock (device_hotplug_lock)
+// whose holder may be waiting for this node's active references to
+// drain. Write retries it after dropping the reference. Kernel:
+// restart_syscall() from lock_device_hotplug_sysfs().
+var ErrRestart = errors.New("sysfs: restart the write")
+
 // Write performs a write of data to an attribute, under an active
-// reference.
+// reference; a Store that returns ErrRestart runs again, the reference
+// dropped in between, until ctx is done (then EINTR).
 func (n *Node) Write(ctx context.Context, data string) error {
 	if n.kind != KindFile {
 		return fmt.Errorf("sysfs: write %s: %w", n.Path(), syscall.EISDIR)
@@ -360,12 +369,31 @@ func (n *Node) Write(ctx context.Context, data string) error {
 	if n.attr.Store == nil {
 		return fmt.Errorf("sysfs: write %s: %w", n.Path(), syscall.EACCES)
 	}
-	if !n.getActive() {
-		return fmt.Errorf("sysfs: write %s: %w", n.Path(), ErrRemoved)
+	for {
+		if !n.getActive() {
+			return fmt.Errorf("sysfs: write %s: %w", n.Path(), ErrRemoved)
+		}
+		err := n.store(ctx, data)
+		if !errors.Is(err, ErrRestart) {
+			return err
+		}
+		restarts.Add(1)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sysfs: write %s: %w", n.Path(), syscall.EINTR)
+		case <-time.After(time.Millisecond):
+		}
 	}
+}
+
+// store runs the Store under the active reference getActive took.
+func (n *Node) store(ctx context.Context, data string) error {
 	defer n.putActive()
 	return n.attr.Store(ctx, data)
 }
+
+// restarts counts ErrRestart retries (tests wait for one).
+var restarts atomic.Int64
 
 // Errno returns the errno err carries (errors.As a syscall.Errno), EINVAL
 // for an error with none, 0 for nil: what write(2) returns to a process.

@@ -1,0 +1,284 @@
+package sysfs_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hotslab/hotslab/mem"
+	"github.com/hotslab/hotslab/sysfs"
+)
+
+// memEnv is a System (2 nodes, 2 MiB blocks, one online block per node
+// and one offline block on node 1) served in a tree.
+type memEnv struct {
+	sys     *mem.System
+	tree    *sysfs.Tree
+	offline int // the offline block
+}
+
+func newMemEnv(t *testing.T) *memEnv {
+	t.Helper()
+	sys, err := mem.New(mem.Config{Nodes: 2, BlockSize: 2 << 20, InitialPerNode: 2 << 20, MaxBlocks: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	ids, err := sys.AddMemory(1, 2<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := sysfs.NewTree()
+	stop, err := sysfs.AddMemory(tree, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return &memEnv{sys: sys, tree: tree, offline: ids[0]}
+}
+
+func (e *memEnv) node(t *testing.T, path string) *sysfs.Node {
+	t.Helper()
+	n := e.tree.Root().Walk(path)
+	if n == nil {
+		t.Fatalf("%s: missing", path)
+	}
+	return n
+}
+
+func (e *memEnv) read(t *testing.T, path string) string {
+	t.Helper()
+	s, err := e.node(t, path).Read()
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return s
+}
+
+const memDir = "sys/devices/system/memory"
+
+func TestMemoryFiles(t *testing.T) {
+	e := newMemEnv(t)
+	b := "memory" + itoa(e.offline)
+	for path, want := range map[string]string{
+		memDir + "/block_size_bytes":   "200000\n",
+		memDir + "/auto_online_blocks": "offline\n",
+		memDir + "/memory0/state":      "online\n",
+		memDir + "/memory0/online":     "1\n",
+		memDir + "/memory0/phys_index": "00000000\n",
+		memDir + "/memory0/removable":  "1\n",
+		memDir + "/" + b + "/state":    "offline\n",
+		memDir + "/" + b + "/online":   "0\n",
+		"sys/devices/system/node/has_memory": "0-1\n",
+		"sys/devices/system/node/possible":   "0-1\n",
+	} {
+		if got := e.read(t, path); got != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	if got := e.read(t, memDir+"/"+b+"/valid_zones"); !strings.HasPrefix(got, "Normal") && !strings.HasPrefix(got, "Movable") {
+		t.Errorf("valid_zones %q", got)
+	}
+	if l := e.node(t, memDir+"/"+b+"/node1"); l.Kind() != sysfs.KindLink || l.Target() != "../../node/node1" {
+		t.Errorf("node link %v %q", l.Kind(), l.Target())
+	}
+	if l := e.node(t, "sys/devices/system/node/node1/"+b); l.Kind() != sysfs.KindLink {
+		t.Errorf("node's memory link")
+	}
+}
+
+func TestMemoryWrites(t *testing.T) {
+	e := newMemEnv(t)
+	ctx := context.Background()
+	st := e.node(t, memDir+"/memory"+itoa(e.offline)+"/state")
+	on := e.node(t, memDir+"/memory"+itoa(e.offline)+"/online")
+	for _, bad := range []string{"garbage", "", "online\n\n", "Online", "offline"} { // offline: the state it is in
+		if err := st.Write(ctx, bad); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("state <- %q: %v", bad, err)
+		}
+	}
+	if got := e.read(t, st.Path()); got != "offline\n" {
+		t.Fatalf("state after bad writes: %q", got)
+	}
+	if err := st.Write(ctx, "online_movable"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.read(t, memDir+"/memory"+itoa(e.offline)+"/valid_zones"); got != "Movable\n" {
+		t.Errorf("valid_zones after online_movable: %q", got)
+	}
+	if err := st.Write(ctx, "online\n"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("online when online: %v", err)
+	}
+	if err := on.Write(ctx, "1"); err != nil { // idempotent
+		t.Errorf("online <- 1 when online: %v", err)
+	}
+	if err := st.Write(ctx, "offline\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"on", "0", "y\n", "n", "Y", "off"} {
+		if err := on.Write(ctx, w); err != nil {
+			t.Errorf("online <- %q: %v", w, err)
+		}
+	}
+	if err := on.Write(ctx, "maybe"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("online <- maybe: %v", err)
+	}
+	// probe: add a block by address.
+	probe := e.node(t, memDir+"/probe")
+	if err := probe.Write(ctx, "0x1"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("probe unaligned: %v", err)
+	}
+	if err := probe.Write(ctx, "0"); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("probe present: %v", err)
+	}
+	if err := probe.Write(ctx, "0x1000000\n"); err != nil { // block 8
+		t.Fatal(err)
+	}
+	if e.tree.Root().Walk(memDir+"/memory8/state") == nil {
+		t.Fatal("probed block has no directory")
+	}
+	if err := e.sys.RemoveMemory(8); err != nil {
+		t.Fatal(err)
+	}
+	if e.tree.Root().Walk(memDir+"/memory8") != nil {
+		t.Fatal("removed block's directory stays")
+	}
+	if _, err := e.node(t, memDir+"/block_size_bytes").Read(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.node(t, memDir+"/block_size_bytes").Write(ctx, "1"); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("write to a read-only file: %v", err)
+	}
+	auto := e.node(t, memDir+"/auto_online_blocks")
+	if err := auto.Write(ctx, "online_movable\n"); err != nil || e.read(t, auto.Path()) != "online_movable\n" {
+		t.Errorf("auto_online_blocks: %v", err)
+	}
+	if err := auto.Write(ctx, "sometimes"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("auto_online_blocks <- garbage: %v", err)
+	}
+}
+
+// A hot-remove that holds device_hotplug_lock while it waits for the
+// block's active references completes while a state write races with it:
+// the write's trylock fails, it drops its reference and restarts, and
+// then finds the block gone.
+func TestRemoveRacingStateWrite(t *testing.T) {
+	e := newMemEnv(t)
+	st := e.node(t, memDir+"/memory"+itoa(e.offline)+"/state")
+	e.sys.LockDeviceHotplug()
+	before := sysfs.Restarts()
+	done := make(chan error)
+	go func() { done <- st.Write(context.Background(), "online") }()
+	for sysfs.Restarts() == before { // the writer holds a reference, then restarts
+		runtimeGosched()
+	}
+	if err := e.sys.RemoveMemoryLocked(e.offline); err != nil {
+		t.Fatal(err)
+	}
+	e.sys.UnlockDeviceHotplug()
+	if err := <-done; !errors.Is(err, syscall.ENODEV) {
+		t.Fatalf("the racing write: %v (want ENODEV: the block is gone)", err)
+	}
+}
+
+// TestLsmem checks util-linux's lsmem against the mounted tree.
+func TestLsmem(t *testing.T) {
+	e := newMemEnv(t)
+	mnt := mountTree(t, e.tree)
+	out, err := exec.Command("lsmem", "--sysroot", mnt, "-o", "BLOCK,STATE,NODE,ZONES", "-n", "--split", "STATE,NODE,ZONES").CombinedOutput()
+	if err != nil {
+		t.Fatalf("lsmem: %v\n%s", err, out)
+	}
+	got := strings.Join(strings.Fields(string(out)), " ")
+	want := "0 online 0 Normal 1 online 1 Normal " + itoa(e.offline) + " offline 1 "
+	if !strings.HasPrefix(got, want) {
+		t.Errorf("lsmem:\n%s\nwant fields starting %q", out, want)
+	}
+	// Reads and writes through the mount, with the kernel's errnos.
+	state := filepath.Join(mnt, memDir, "memory"+itoa(e.offline), "state")
+	if err := os.WriteFile(state, []byte("online_kernel\n"), 0); err != nil { // O_TRUNC, newline
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(state); string(b) != "online\n" {
+		t.Errorf("state %q", b)
+	}
+	f, err := os.OpenFile(state, os.O_WRONLY, 0) // chmem's way: no O_TRUNC, no newline
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("offline"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("garbage"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("garbage through the mount: %v", err)
+	}
+	f.Close()
+	if b, _ := os.ReadFile(state); string(b) != "offline\n" {
+		t.Errorf("state %q", b)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, memDir, "block_size_bytes"), []byte("1"), 0); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("write to block_size_bytes: %v", err)
+	}
+	ents, err := os.ReadDir(filepath.Join(mnt, memDir, "memory0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ents {
+		if d.Name() == "node0" && d.Type() != os.ModeSymlink {
+			t.Errorf("node0 entry type %v", d.Type())
+		}
+	}
+}
+
+// TestChmem drives util-linux's chmem on the mounted memory directory,
+// bind-mounted over /sys/devices/system/memory inside a private mount
+// namespace (unshare -m): never the machine's own.
+func TestChmem(t *testing.T) {
+	if _, err := exec.LookPath("chmem"); err != nil {
+		t.Skip("chmem not installed")
+	}
+	e := newMemEnv(t)
+	mnt := mountTree(t, e.tree)
+	chmem := func(args string) (int, string) {
+		script := "mount --bind " + filepath.Join(mnt, memDir) + " /sys/devices/system/memory && " +
+			"grep -q hotslab /proc/self/mountinfo && chmem " + args
+		out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("unshare: %v", err)
+		}
+		return code, string(out)
+	}
+	b := itoa(e.offline)
+	if code, out := chmem("-e -b " + b); code != 0 {
+		t.Fatalf("chmem -e -b %s: exit %d\n%s", b, code, out)
+	}
+	if got := e.read(t, memDir+"/memory"+b+"/state"); got != "online\n" {
+		t.Fatalf("after chmem -e: %q", got)
+	}
+	if code, out := chmem("-d -b " + b); code != 0 {
+		t.Fatalf("chmem -d -b %s: exit %d\n%s", b, code, out)
+	}
+	if got := e.read(t, memDir+"/memory"+b+"/state"); got != "offline\n" {
+		t.Fatalf("after chmem -d: %q", got)
+	}
+	// A busy block: an unmovable allocation in block 0 keeps it online.
+	if _, err := e.sys.AllocPages(0, 8, 0); err != nil {
+		t.Fatal(err)
+	}
+	code, out := chmem("-d -b 0")
+	if code != 1 && code != 64 {
+		t.Fatalf("chmem -d on a busy block: exit %d\n%s", code, out)
+	}
+	if got := e.read(t, memDir+"/memory0/state"); got != "online\n" {
+		t.Fatalf("busy block after chmem -d: %q", got)
+	}
+}

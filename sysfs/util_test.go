@@ -1,0 +1,34 @@
+package sysfs_test
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/hotslab/hotslab/sysfs"
+)
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func runtimeGosched() { runtime.Gosched() }
+
+// mountTree mounts t on a temporary directory for the test, or skips the
+// test where FUSE is not available.
+func mountTree(t *testing.T, tree *sysfs.Tree) string {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse: FUSE tests skipped")
+	}
+	dir := t.TempDir()
+	m, err := sysfs.MountTree(dir, tree)
+	if err != nil {
+		t.Skipf("cannot mount FUSE here: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Unmount(); err != nil {
+			t.Error(err)
+		}
+	})
+	return dir
+}
