@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hotslab/hotslab/lockdep"
 	"github.com/hotslab/hotslab/mem"
 	"github.com/hotslab/hotslab/sysfs"
 )
@@ -66,14 +67,14 @@ func TestMemoryFiles(t *testing.T) {
 	e := newMemEnv(t)
 	b := "memory" + itoa(e.offline)
 	for path, want := range map[string]string{
-		memDir + "/block_size_bytes":   "200000\n",
-		memDir + "/auto_online_blocks": "offline\n",
-		memDir + "/memory0/state":      "online\n",
-		memDir + "/memory0/online":     "1\n",
-		memDir + "/memory0/phys_index": "00000000\n",
-		memDir + "/memory0/removable":  "1\n",
-		memDir + "/" + b + "/state":    "offline\n",
-		memDir + "/" + b + "/online":   "0\n",
+		memDir + "/block_size_bytes":         "200000\n",
+		memDir + "/auto_online_blocks":       "offline\n",
+		memDir + "/memory0/state":            "online\n",
+		memDir + "/memory0/online":           "1\n",
+		memDir + "/memory0/phys_index":       "00000000\n",
+		memDir + "/memory0/removable":        "1\n",
+		memDir + "/" + b + "/state":          "offline\n",
+		memDir + "/" + b + "/online":         "0\n",
 		"sys/devices/system/node/has_memory": "0-1\n",
 		"sys/devices/system/node/possible":   "0-1\n",
 	} {
@@ -281,4 +282,48 @@ func TestChmem(t *testing.T) {
 	if got := e.read(t, memDir+"/memory0/state"); got != "online\n" {
 		t.Fatalf("busy block after chmem -d: %q", got)
 	}
+}
+
+// A store that took device_hotplug_lock with a plain Lock while holding
+// its active reference would deadlock with a hot-remove (which holds the
+// lock while it drains the references): lockdep reports it at the Lock,
+// before it can block.
+func TestPlainLockInStoreReported(t *testing.T) {
+	lockdep.Reset()
+	var got *lockdep.Report
+	old := lockdep.SetHandler(func(r lockdep.Report) {
+		if got == nil {
+			got = &r
+		}
+	})
+	t.Cleanup(func() {
+		lockdep.SetHandler(old)
+		lockdep.Reset() // forget this test's expected report
+	})
+	e := newMemEnv(t)
+	// A hot-remove: device_hotplug_lock, then the drain of a block's
+	// state file (records device_hotplug_lock -> kn->active#memory/state).
+	if err := e.sys.RemoveMemory(e.offline); err != nil {
+		t.Fatal(err)
+	}
+	if got != nil {
+		t.Fatalf("the remove alone was reported: %s", got.Text)
+	}
+	d := e.node(t, memDir+"/memory0")
+	bad, err := d.AddFile("state-plain-lock", 0o644, sysfs.Attr{
+		Show: func() (string, error) { return "", nil },
+		Store: func(ctx context.Context, data string) error {
+			e.sys.LockDeviceHotplug() // the wrong way: not a trylock
+			e.sys.UnlockDeviceHotplug()
+			return nil
+		},
+	}, sysfs.ActiveClass("memory/state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = bad.Write(context.Background(), "x")
+	if got == nil || got.Kind != lockdep.Circular {
+		t.Fatalf("lockdep did not report the plain Lock: %v", got)
+	}
+	t.Logf("reported:\n%s", got.Text)
 }
