@@ -69,6 +69,8 @@ type Allocator struct {
 	onInvalid func(*InvalidFree)
 	// memcg charges accounted allocations (memcg.go).
 	memcg *memcg.Controller
+	// sysfs (slab_mutex) is told of caches and names (sysfs.go).
+	sysfs SysfsHooks
 
 	// slabMutex protects caches, byName, slabNodes, nextID, freeIDs and
 	// every cache's refcount, names and node array writes. Kernel:

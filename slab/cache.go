@@ -129,10 +129,13 @@ type kmemCache struct {
 	flushing     atomic.Int32   // non-zero while a flusher owns the per-P sheaves
 	procNode     []atomic.Int32 // a.memNode
 
-	a          *Allocator
-	name       string       // first name
-	names      []string     // every live name, first one first (slab_mutex)
-	refcount   int          // live handles (slab_mutex)
+	a        *Allocator
+	name     string   // first name
+	names    []string // every live name, first one first (slab_mutex)
+	refcount int      // live handles (slab_mutex)
+	// aliases is len(names)-1, readable without slab_mutex (the sysfs
+	// aliases attribute must not take it).
+	aliases    atomic.Int32
 	objectSize atomic.Int32 // the largest size of its names (raised by merges)
 	uniqueID   string       // the /sys/kernel/slab directory name
 	align      int
@@ -225,12 +228,11 @@ func (c *Cache) Merged() bool {
 // Stats returns a snapshot of the underlying cache's statistics.
 func (c *Cache) Stats() CacheStats { return c.c.stats() }
 
+// stats takes no slab_mutex: the sysfs attributes that call it run under
+// active references that cache destruction drains under slab_mutex.
 func (k *kmemCache) stats() CacheStats {
 	s := CacheStats{Name: k.name, ObjectSize: int(k.objectSize.Load()), Size: k.size, Align: k.align,
-		ObjsPerSlab: k.objects, Order: k.order, SheafCap: k.sheafCap}
-	k.a.slabMutex.Lock()
-	s.Aliases = len(k.names) - 1
-	k.a.slabMutex.Unlock()
+		ObjsPerSlab: k.objects, Order: k.order, SheafCap: k.sheafCap, Aliases: int(k.aliases.Load())}
 	for i := range s.Counters {
 		s.Counters[i] = atomic.LoadUint64(&k.slowStat[i])
 		for p := range k.pcpu {

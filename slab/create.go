@@ -70,11 +70,15 @@ func (a *Allocator) NewCache(name string, size int, opts *CacheOptions) (*Cache,
 	if k := a.findMergeable(size, align, o); k != nil {
 		k.refcount++
 		k.names = append(k.names, name)
+		k.aliases.Store(int32(len(k.names) - 1))
 		if int32(size) > k.objectSize.Load() {
 			k.objectSize.Store(int32(size))
 		}
 		h.c, h.fast = k, k
 		a.byName[name] = h
+		if a.sysfs != nil {
+			a.sysfs.NameAdded(name, k.uniqueID)
+		}
 		return h, nil
 	}
 	k, err := a.newCacheLocked(name, size, slot, align, o)
@@ -83,6 +87,12 @@ func (a *Allocator) NewCache(name string, size int, opts *CacheOptions) (*Cache,
 	}
 	h.c, h.fast = k, k
 	a.byName[name] = h
+	if a.sysfs != nil {
+		a.sysfs.CacheAdded(a.infoLocked(k))
+		if k.mergeable() {
+			a.sysfs.NameAdded(name, k.uniqueID)
+		}
+	}
 	return h, nil
 }
 
@@ -253,6 +263,9 @@ func (c *Cache) Destroy() error {
 		k.removeName(c.name)
 		delete(a.byName, c.name)
 		c.kill()
+		if a.sysfs != nil && k.mergeable() {
+			a.sysfs.NameRemoved(c.name)
+		}
 		return nil
 	}
 	a.beginFlush(k)
@@ -275,6 +288,12 @@ func (c *Cache) Destroy() error {
 	}
 	k.refcount = 0
 	delete(a.byName, c.name)
+	if a.sysfs != nil {
+		if k.mergeable() {
+			a.sysfs.NameRemoved(c.name)
+		}
+		a.sysfs.CacheRemoving(k.uniqueID)
+	}
 	for i, x := range a.caches {
 		if x == k {
 			a.caches = append(a.caches[:i], a.caches[i+1:]...)
@@ -307,4 +326,5 @@ func (k *kmemCache) removeName(name string) {
 			break
 		}
 	}
+	k.aliases.Store(int32(max(len(k.names)-1, 0)))
 }
