@@ -55,6 +55,43 @@ type Controller struct {
 	// flusher gives back the charges the slab layer keeps for reuse
 	// (SetFlusher).
 	flusher atomic.Pointer[func()]
+	// hooks (under mu) is told of groups as they come and go.
+	hooks GroupHooks
+}
+
+// GroupHooks is told of groups with cgroup_mutex held: GroupAdded after a
+// group is created, GroupRemoving when it is removed (after it went
+// offline; it may wait, e.g. for a cgroup directory's active references,
+// but must not take cgroup_mutex). Kernel: the cgroup core's kernfs
+// directory creation and removal.
+type GroupHooks interface {
+	GroupAdded(g *Group)
+	GroupRemoving(g *Group)
+}
+
+// SetHooks registers h (nil: none) and tells it of every existing group,
+// parents first; it returns a function that unregisters it.
+func (c *Controller) SetHooks(h GroupHooks) (unset func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hooks = h
+	if h != nil {
+		var walk func(g *Group)
+		walk = func(g *Group) {
+			h.GroupAdded(g)
+			for _, ch := range g.children {
+				walk(ch)
+			}
+		}
+		walk(c.root)
+	}
+	return func() {
+		c.mu.Lock()
+		if c.hooks == h {
+			c.hooks = nil
+		}
+		c.mu.Unlock()
+	}
 }
 
 // SetFlusher sets what Drain and reclaim call, with no memcg lock but

@@ -135,6 +135,9 @@ func (g *Group) Create(name string) (*Group, error) {
 	ch.tid.Store(ch.objcg.id)
 	g.children[name] = ch
 	g.publishKids()
+	if c.hooks != nil {
+		c.hooks.GroupAdded(ch)
+	}
 	return ch, nil
 }
 
@@ -170,6 +173,9 @@ func (g *Group) Remove() error {
 		p.objcgList = append(p.objcgList, o)
 	}
 	g.objcgList = nil
+	if c.hooks != nil {
+		c.hooks.GroupRemoving(g)
+	}
 	runHook(hookRemoveOffline)
 	// The drain's grace period waits out every pinned section that took
 	// one of g's ObjCgroups before the offline; its flush makes their
