@@ -327,3 +327,57 @@ func TestPlainLockInStoreReported(t *testing.T) {
 	}
 	t.Logf("reported:\n%s", got.Text)
 }
+
+// Notifier error injection makes an online or offline fail with the
+// written errno and leaves the block's state as it was.
+func TestNotifierErrorInject(t *testing.T) {
+	e := newMemEnv(t)
+	stop, err := sysfs.AddNotifierErrorInject(e.tree, e.sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	ctx := context.Background()
+	inj := "sys/kernel/debug/notifier-error-inject/memory/actions/"
+	onErr := e.node(t, inj+"MEM_GOING_ONLINE/error")
+	offErr := e.node(t, inj+"MEM_GOING_OFFLINE/error")
+	st := e.node(t, memDir+"/memory"+itoa(e.offline)+"/state")
+	if err := onErr.Write(ctx, "-16\n"); err != nil { // EBUSY
+		t.Fatal(err)
+	}
+	if got := e.read(t, onErr.Path()); got != "-16\n" {
+		t.Errorf("error file %q", got)
+	}
+	if err := st.Write(ctx, "online"); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("online with MEM_GOING_ONLINE failing: %v", err)
+	}
+	if got := e.read(t, st.Path()); got != "offline\n" {
+		t.Fatalf("state after the failed online: %q", got)
+	}
+	for in, want := range map[string]string{"-99999": "-4095\n", "5": "0\n", "0": "0\n"} {
+		if err := onErr.Write(ctx, in); err != nil || e.read(t, onErr.Path()) != want {
+			t.Errorf("error <- %s: %v, reads %q, want %q", in, err, e.read(t, onErr.Path()), want)
+		}
+	}
+	if err := onErr.Write(ctx, "x"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("error <- x: %v", err)
+	}
+	if err := st.Write(ctx, "online"); err != nil {
+		t.Fatal(err)
+	}
+	if err := offErr.Write(ctx, "-12"); err != nil { // ENOMEM
+		t.Fatal(err)
+	}
+	if err := st.Write(ctx, "offline"); !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("offline with MEM_GOING_OFFLINE failing: %v", err)
+	}
+	if got := e.read(t, st.Path()); got != "online\n" {
+		t.Fatalf("state after the failed offline: %q", got)
+	}
+	if err := offErr.Write(ctx, "0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Write(ctx, "offline"); err != nil {
+		t.Fatal(err)
+	}
+}
