@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -379,5 +381,68 @@ func TestNotifierErrorInject(t *testing.T) {
 	}
 	if err := st.Write(ctx, "offline"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Many writers to state, online and probe at once (goroutines here, as
+// processes would through the mount) keep every zone's and node's
+// counters exact: each zone's present pages are its online blocks'.
+func TestConcurrentWritersKeepCountersExact(t *testing.T) {
+	e := newMemEnv(t)
+	ctx := context.Background()
+	// Four more offline blocks to play with.
+	var ids []int
+	for i := 0; i < 4; i++ {
+		got, err := e.sys.AddMemory(i%2, 2<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, got...)
+	}
+	ids = append(ids, e.offline)
+	words := []string{"online", "offline", "online_movable", "online_kernel", "offline\n"}
+	bools := []string{"1", "0", "on", "off", "y", "n"}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 60; i++ {
+				id := ids[(w+i)%len(ids)]
+				dir := memDir + "/memory" + itoa(id)
+				if (w+i)%2 == 0 {
+					_ = e.node(t, dir+"/state").Write(ctx, words[(w*7+i)%len(words)])
+				} else {
+					_ = e.node(t, dir+"/online").Write(ctx, bools[(w*5+i)%len(bools)])
+				}
+				if i%20 == 0 {
+					_ = e.node(t, memDir+"/probe").Write(ctx, "0x"+strconv.FormatInt(int64(20+w)<<21, 16))
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	present := map[[2]int]int64{} // node, zone -> pages
+	online := 0
+	for _, b := range e.sys.Blocks() {
+		if b.State == mem.BlockOnline {
+			present[[2]int{b.Node, int(b.Zone)}] += e.sys.BlockSize() / mem.PageSize
+			online++
+		}
+		if got := e.read(t, memDir+"/memory"+itoa(b.Index)+"/state"); got != b.State.String()+"\n" {
+			t.Errorf("memory%d/state %q, block %v", b.Index, got, b.State)
+		}
+	}
+	st := e.sys.Stats()
+	if st.OnlineBlocks != online {
+		t.Errorf("online blocks %d, counted %d", st.OnlineBlocks, online)
+	}
+	for _, z := range st.Zones {
+		if want := present[[2]int{z.Node, int(z.Zone)}]; z.Present != want || z.Managed != want || z.Free > z.Present {
+			t.Errorf("node %d zone %v: present %d managed %d free %d, want present %d", z.Node, z.Zone, z.Present, z.Managed, z.Free, want)
+		}
+	}
+	if got := e.read(t, "sys/devices/system/node/has_memory"); got != "0-1\n" {
+		t.Errorf("has_memory %q", got)
 	}
 }
