@@ -191,6 +191,9 @@ func TestRemoveRacingStateWrite(t *testing.T) {
 
 // TestLsmem checks util-linux's lsmem against the mounted tree.
 func TestLsmem(t *testing.T) {
+	if _, err := exec.LookPath("lsmem"); err != nil {
+		t.Skip("lsmem not installed")
+	}
 	e := newMemEnv(t)
 	mnt := mountTree(t, e.tree)
 	out, err := exec.Command("lsmem", "--sysroot", mnt, "-o", "BLOCK,STATE,NODE,ZONES", "-n", "--split", "STATE,NODE,ZONES").CombinedOutput()
@@ -242,9 +245,7 @@ func TestLsmem(t *testing.T) {
 // bind-mounted over /sys/devices/system/memory inside a private mount
 // namespace (unshare -m): never the machine's own.
 func TestChmem(t *testing.T) {
-	if _, err := exec.LookPath("chmem"); err != nil {
-		t.Skip("chmem not installed")
-	}
+	needUnshare(t, "chmem")
 	e := newMemEnv(t)
 	mnt := mountTree(t, e.tree)
 	chmem := func(args string) (int, string) {

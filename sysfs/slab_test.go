@@ -135,9 +135,7 @@ func TestSlabFiles(t *testing.T) {
 // slabtop (procps) reads the mounted slabinfo, bound over /proc/slabinfo
 // inside a private mount namespace.
 func TestSlabtop(t *testing.T) {
-	if _, err := exec.LookPath("slabtop"); err != nil {
-		t.Skip("slabtop not installed")
-	}
+	needUnshare(t, "slabtop")
 	e := newSlabEnv(t)
 	c, _ := e.a.NewCache("slabtop-visible", 300, &slab.CacheOptions{Flags: slab.NoMerge})
 	p, _ := c.Alloc()

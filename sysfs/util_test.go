@@ -2,6 +2,7 @@ package sysfs_test
 
 import (
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"testing"
@@ -31,4 +32,18 @@ func mountTree(t *testing.T, tree *sysfs.Tree) string {
 		}
 	})
 	return dir
+}
+
+// needUnshare skips the test unless this process may make a private mount
+// namespace (root, or CAP_SYS_ADMIN): the tools run only in one.
+func needUnshare(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range append([]string{"unshare"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	if err := exec.Command("unshare", "-m", "true").Run(); err != nil {
+		t.Skipf("unshare -m not permitted here (%v): the tool tests need a private mount namespace", err)
+	}
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hotslab/hotslab/lockdep/lockdeptest"
 )
@@ -19,11 +23,12 @@ func TestRunSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if err := run([]string{"run", "-config", path}, &out, &errb); err != nil {
+	if err := run([]string{"run", "-config", path, "-sysfs", ""}, &out, &errb); err != nil {
 		t.Fatalf("%v\n%s", err, errb.String())
 	}
 	s := out.String()
-	for _, want := range []string{"slabinfo - version: 2.1", "inode_cache ", "kmalloc-64 ", "memory0 ", "all objects freed, caches destroyed"} {
+	for _, want := range []string{"slabinfo - version: 2.1", "inode_cache ", "kmalloc-64 ", "memory0 ", "tenant tenant-a",
+		"verification: objects checked", "corruption 0, leaks 0, lockdep reports 0"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("output lacks %q:\n%s", want, s)
 		}
@@ -59,5 +64,85 @@ func TestPrintConfig(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"block_size": "128M"`) {
 		t.Fatalf("embedded config not printed:\n%s", out.String())
+	}
+}
+
+// TestRunWithViews runs the live system with its views mounted and drives
+// it with the other commands meanwhile.
+func TestRunWithViews(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	dir := t.TempDir()
+	cfg := `{"block_size":"2M","initial_per_node":"4M","duration":"20s","report_interval":"1s","hotplug_interval":"50ms"}`
+	path := filepath.Join(dir, "c.json")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { done <- runCtx(ctx, []string{"run", "-config", path, "-sysfs", mnt}, &out, &errb) }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := os.Stat(filepath.Join(mnt, "sys/devices/system/memory/block_size_bytes")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("views never appeared:\n%s\n%s", out.String(), errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd := func(args ...string) (string, error) {
+		var o, e bytes.Buffer
+		err := run(args, &o, &e)
+		return o.String() + e.String(), err
+	}
+	for _, c := range [][]string{
+		{"mem", "-sysfs", mnt},
+		{"slabinfo", "-sysfs", mnt},
+		{"top", "-sysfs", mnt, "-n", "2", "-d", "10ms"},
+		{"cgroup", "-sysfs", mnt, "list"},
+		{"cgroup", "-sysfs", mnt, "create", "extra"},
+		{"cgroup", "-sysfs", mnt, "set", "extra", "memory.max", "1M"},
+		{"cgroup", "-sysfs", mnt, "show", "extra"},
+		{"cgroup", "-sysfs", mnt, "remove", "extra"},
+	} {
+		if o, err := cmd(c...); err != nil {
+			t.Errorf("hotslab %v: %v\n%s", c, err, o)
+		}
+	}
+	if o, _ := cmd("mem", "-sysfs", mnt); !strings.Contains(o, "Memory block size: 2M") {
+		t.Errorf("mem:\n%s", o)
+	}
+	if o, _ := cmd("cgroup", "-sysfs", mnt, "list"); !strings.Contains(o, "/tenant-a") {
+		t.Errorf("cgroup list:\n%s", o)
+	}
+	if _, err := cmd("cgroup", "-sysfs", mnt, "set", "tenant-a", "memory.max", "bogus"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("set bogus: %v", err)
+	}
+	if _, err := cmd("offline", "-sysfs", mnt, "x"); !errors.As(err, new(usageError)) {
+		t.Errorf("offline x: %v", err)
+	}
+	if _, err := cmd("online", "-sysfs", mnt, "0"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("online an online block: %v", err)
+	}
+	if _, err := cmd("mem"); !errors.As(err, new(usageError)) {
+		t.Errorf("mem without -sysfs: %v", err)
+	}
+	cancel() // as SIGINT would
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s\n%s", err, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "views mounted at "+mnt) || !strings.Contains(out.String(), "lockdep reports 0") {
+		t.Errorf("run output:\n%s", out.String())
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), mnt) {
+		t.Errorf("mount left behind at %s", mnt)
 	}
 }
