@@ -70,6 +70,9 @@ func (ci *CacheInfo) MinPartial() int { return ci.cache.minPartial }
 // (without slab_mutex).
 func (ci *CacheInfo) AliasCount() int { return int(ci.cache.aliases.Load()) }
 
+// Validate validates the cache, as Cache.Validate (no slab_mutex).
+func (ci *CacheInfo) Validate() error { return ci.cache.validate(ci.Name) }
+
 // Shrink shrinks the cache, as Cache.Shrink: it takes slab_flush_lock,
 // never slab_mutex (what the sysfs shrink attribute may call).
 func (ci *CacheInfo) Shrink() { ci.cache.shrink() }

@@ -6,8 +6,11 @@ package sysfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +32,9 @@ type Mount struct {
 func MountTree(dir string, t *Tree) (*Mount, error) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return nil, fmt.Errorf("sysfs: mount %s: /dev/fuse: %w", dir, err)
+	}
+	if _, err := CleanStaleMounts(); err != nil {
+		return nil, err
 	}
 	zero := time.Duration(0)
 	root := &fsNode{n: t.Root()}
@@ -226,4 +232,54 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		return 0, Errno(err)
 	}
 	return uint32(len(data)), 0
+}
+
+// CleanStaleMounts unmounts the hotslab views whose server is gone — a
+// process that mounted them and crashed (the kernel keeps such a mount,
+// answering ENOTCONN) — and returns how many it unmounted. MountTree runs
+// it first; so does hotslab run.
+func CleanStaleMounts() (int, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) < 5 || len(g) < 2 || g[0] != "fuse.hotslab" || g[1] != "hotslab" {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		if _, err := os.Stat(mp); !errors.Is(err, syscall.ENOTCONN) {
+			continue // alive (or gone already)
+		}
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
+			return n, fmt.Errorf("sysfs: unmount stale %s: %w", mp, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

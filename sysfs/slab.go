@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/hotslab/hotslab/slab"
 )
@@ -136,9 +137,27 @@ func (v *slabView) CacheAdded(ci slab.CacheInfo) {
 		}
 		return nil
 	}}, activeShrink)
+	// validate: writing 1 validates the cache's slabs. The kernel logs
+	// what it finds and succeeds; here the report is logged too and the
+	// write fails with EIO, so that the writer learns of it.
+	_, _ = d.AddFile("validate", 0o200, Attr{Store: func(_ context.Context, data string) error {
+		on, err := ParseBool(data)
+		if err != nil {
+			return err
+		}
+		if on {
+			if err := ci.Validate(); err != nil {
+				return fmt.Errorf("%w: %w", err, syscall.EIO)
+			}
+		}
+		return nil
+	}}, activeValidate)
 }
 
-var activeShrink = ActiveClass("slab/shrink")
+var (
+	activeShrink   = ActiveClass("slab/shrink")
+	activeValidate = ActiveClass("slab/validate")
+)
 
 // CacheRemoving removes the cache's directory, waiting for its active
 // references (slab calls it with slab_mutex held).

@@ -111,6 +111,9 @@ func TestSlabFiles(t *testing.T) {
 	if err := sh.Write(context.Background(), "1\n"); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.tree.Root().Walk(d+"validate").Write(context.Background(), "1"); err != nil {
+		t.Fatalf("validate a healthy cache: %v", err)
+	}
 	// Destroy: the directory and the alias's link go.
 	if err := alias.Destroy(); err != nil {
 		t.Fatal(err)
