@@ -41,6 +41,11 @@ const (
 // read-modify-write, no lock. It never takes mem_hotplug_lock or
 // device_hotplug_lock. Kernel: __alloc_pages() / rmqueue_pcplist().
 func (s *System) AllocPages(node int, order int, gfp GFP) (uintptr, error) {
+	if s.failPage.Active() {
+		if err := s.shouldFailPage(order); err != nil {
+			return 0, err
+		}
+	}
 	if order == 0 && gfp&^gfpMask == 0 {
 		pid := percpu.Pin()
 		if pid < len(s.pcp) {

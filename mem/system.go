@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotslab/hotslab/fault"
 	"github.com/hotslab/hotslab/internal/percpu"
 	"github.com/hotslab/hotslab/lockdep"
 )
@@ -84,6 +85,9 @@ type System struct {
 	// operations (AddMemory, Probe, Online, Offline, RemoveMemory, New's
 	// boot memory, Close) and guards closed.
 	deviceHotplug lockdep.Mutex
+	// failPage and failMinOrder are fail_page_alloc (failpage.go).
+	failPage     *fault.Attr
+	failMinOrder atomic.Int32
 	// devices (under deviceHotplug) is told of block creation and
 	// removal (device.go).
 	devices BlockDevices
@@ -243,6 +247,8 @@ func New(cfg Config) (*System, error) {
 	}
 	s.nodeInfo = make([]nodeInfo, s.nodes)
 	s.deviceHotplug.Init(deviceHotplugClass)
+	s.failPage = fault.New("fail_page_alloc", s.log)
+	s.failMinOrder.Store(DefaultFailMinOrder)
 	s.memHotplug = lockdep.NewPerPRWSem(memHotplugClass)
 	s.drainMu.Init(drainClass)
 	s.reportMu.Init(reportClass)

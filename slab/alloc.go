@@ -38,6 +38,9 @@ func (c *Cache) Alloc() (unsafe.Pointer, error) { return cacheAlloc(c) }
 // serve (flush in progress, empty sheaf, destroyed handle).
 func cacheAllocGo(c *Cache) (unsafe.Pointer, error) {
 	k := c.c
+	if err := k.shouldFail(c.name); err != nil {
+		return nil, err
+	}
 	if !c.dead.Load() {
 		pc, _ := k.pin()
 		if pc != nil && pc.n > 0 {
@@ -83,7 +86,7 @@ func (c *Cache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 	var err error
 	if node == mem.NumaNoNode && gfp&ThisNode == 0 {
 		p, err = c.Alloc()
-	} else {
+	} else if err = k.shouldFail(c.name); err == nil {
 		p, err = c.allocNode(node, gfp)
 	}
 	if err == nil && gfp&Zero != 0 {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/hotslab/hotslab/fault"
 	"github.com/hotslab/hotslab/internal/percpu"
 	"github.com/hotslab/hotslab/lockdep"
 	"github.com/hotslab/hotslab/mem"
@@ -71,6 +72,9 @@ type Allocator struct {
 	memcg *memcg.Controller
 	// sysfs (slab_mutex) is told of caches and names (sysfs.go).
 	sysfs SysfsHooks
+	// failslab and its cache-filter (failslab.go).
+	failslab       *fault.Attr
+	failslabFilter atomic.Bool
 
 	// slabMutex protects caches, byName, slabNodes, nextID, freeIDs and
 	// every cache's refcount, names and node array writes. Kernel:
@@ -129,6 +133,8 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	}
 	a.table.Store(new([]*kmemCache))
 	a.memcg = memcg.New()
+	a.failslab = fault.New("failslab", a.log)
+	a.failslab.OnChange(a.failslabChanged)
 	a.memcg.SetFlusher(a.flushAccounted)
 	a.memcg.SetNodes(func() []int {
 		var nodes []int

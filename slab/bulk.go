@@ -18,6 +18,9 @@ func (c *Cache) AllocBulk(dst []unsafe.Pointer) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
+	if err := k.shouldFail(c.name); err != nil {
+		return err
+	}
 	n := k.bulkFromSheaf(dst)
 	if k.acct {
 		defer func() {

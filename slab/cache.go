@@ -155,6 +155,8 @@ type kmemCache struct {
 	// its vector entry.
 	acct       bool
 	chargeSize int64
+	// failslab: the cache is chosen by failslab's cache-filter.
+	failslab atomic.Bool
 
 	flushGen atomic.Uint64               // bumped by every flush of k
 	slowStat [NumStats]uint64            // slow-path events, atomic

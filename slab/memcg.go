@@ -209,6 +209,9 @@ func (gc GroupCache) Zalloc() (unsafe.Pointer, error) {
 func (gc GroupCache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 	c := gc.c
 	k := c.c
+	if err := k.shouldFail(c.name); err != nil {
+		return nil, err
+	}
 	if node == mem.NumaNoNode && gfp == 0 {
 		if p := gc.reuse(); p != nil {
 			return p, nil

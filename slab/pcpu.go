@@ -153,6 +153,10 @@ func (k *kmemCache) callerNode() int {
 // setFastProcs sets fastProcs and allocProcs (0 for an accounted cache).
 func (k *kmemCache) setFastProcs(n int) {
 	k.fastProcs = n
+	if k.a.failslab != nil && k.a.failslab.Active() {
+		k.allocProcs, k.groupProcs = 0, 0 // every allocation asks failslab
+		return
+	}
 	if k.acct {
 		k.allocProcs, k.groupProcs = 0, n
 	} else {
