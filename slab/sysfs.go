@@ -73,6 +73,13 @@ func (ci *CacheInfo) AliasCount() int { return int(ci.cache.aliases.Load()) }
 // Validate validates the cache, as Cache.Validate (no slab_mutex).
 func (ci *CacheInfo) Validate() error { return ci.cache.validate(ci.Name) }
 
+// SetFailslab and Failslab are Cache.SetFailslab and Cache.Failslab for
+// the underlying cache.
+func (ci *CacheInfo) SetFailslab(on bool) { ci.cache.failslab.Store(on) }
+
+// Failslab reports the cache's failslab mark.
+func (ci *CacheInfo) Failslab() bool { return ci.cache.failslab.Load() }
+
 // Shrink shrinks the cache, as Cache.Shrink: it takes slab_flush_lock,
 // never slab_mutex (what the sysfs shrink attribute may call).
 func (ci *CacheInfo) Shrink() { ci.cache.shrink() }

@@ -36,6 +36,8 @@
 //	AddCgroup               sys/fs/cgroup: mkdir and rmdir make and remove
 //	                        groups, the memory.* files (memcg.SetHooks)
 //	AddNotifierErrorInject  sys/kernel/debug/notifier-error-inject/memory
+//	AddFaultInjection       sys/kernel/debug/{failslab,fail_page_alloc}
+//	                        (package fault's knobs)
 //
 // # The mount (fuse.go)
 //

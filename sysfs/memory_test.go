@@ -14,6 +14,7 @@ import (
 
 	"github.com/hotslab/hotslab/lockdep"
 	"github.com/hotslab/hotslab/mem"
+	"github.com/hotslab/hotslab/slab"
 	"github.com/hotslab/hotslab/sysfs"
 )
 
@@ -445,5 +446,84 @@ func TestConcurrentWritersKeepCountersExact(t *testing.T) {
 	}
 	if got := e.read(t, "sys/devices/system/node/has_memory"); got != "0-1\n" {
 		t.Errorf("has_memory %q", got)
+	}
+}
+
+// The failslab and fail_page_alloc debugfs files set the knobs, refuse
+// garbage, and an injected failure changes nothing.
+func TestFaultInjectionFiles(t *testing.T) {
+	sys, err := mem.New(mem.Config{Nodes: 2, BlockSize: 2 << 20, InitialPerNode: 4 << 20, MaxBlocks: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	a, err := slab.New(sys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	tree := sysfs.NewTree()
+	if err := sysfs.AddFaultInjection(tree, sys, a); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := sysfs.AddSlab(tree, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	ctx := context.Background()
+	w := func(path, data string) error { return tree.Root().Walk(path).Write(ctx, data) }
+	r := func(path string) string { s, _ := tree.Root().Walk(path).Read(); return s }
+	fs := "sys/kernel/debug/failslab/"
+	for file, want := range map[string]string{"probability": "0\n", "interval": "1\n", "times": "1\n", "space": "0\n", "verbose": "2\n", "cache-filter": "N\n"} {
+		if got := r(fs + file); got != want {
+			t.Errorf("%s = %q, want %q", file, got, want)
+		}
+	}
+	if err := w(fs+"probability", "101"); !errors.Is(err, syscall.EINVAL) || r(fs+"probability") != "0\n" {
+		t.Errorf("probability <- 101: %v", err)
+	}
+	if err := w(fs+"times", "banana"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("times <- banana: %v", err)
+	}
+	c, _ := a.NewCache("fi-cache", 128, &slab.CacheOptions{Flags: slab.NoMerge})
+	for _, kv := range [][2]string{{"verbose", "0"}, {"times", "-1"}, {"cache-filter", "Y\n"}, {"probability", "100"}} {
+		if err := w(fs+kv[0], kv[1]); err != nil {
+			t.Fatalf("%s <- %s: %v", kv[0], kv[1], err)
+		}
+	}
+	if _, err := c.Alloc(); err != nil {
+		t.Errorf("an unmarked cache failed: %v", err)
+	}
+	if err := w("sys/kernel/slab/fi-cache/failslab", "1"); err != nil {
+		t.Fatal(err)
+	}
+	before := c.Stats()
+	if _, err := c.Alloc(); !errors.Is(err, syscall.ENOMEM) {
+		t.Errorf("a marked cache: %v", err)
+	}
+	if after := c.Stats(); after.ActiveObjects() != before.ActiveObjects() {
+		t.Errorf("the failed allocation changed the cache")
+	}
+	if err := w(fs+"probability", "0"); err != nil {
+		t.Fatal(err)
+	}
+	fp := "sys/kernel/debug/fail_page_alloc/"
+	if got := r(fp + "min-order"); got != "1\n" {
+		t.Errorf("min-order %q", got)
+	}
+	if err := w(fp+"min-order", "99"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("min-order <- 99: %v", err)
+	}
+	for _, kv := range [][2]string{{"verbose", "0"}, {"min-order", "0"}, {"probability", "100"}} {
+		if err := w(fp+kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sys.AllocPages(mem.NumaNoNode, 0, 0); !errors.Is(err, syscall.ENOMEM) {
+		t.Errorf("AllocPages with fail_page_alloc: %v", err)
+	}
+	if got := r(fp + "times"); got != "0\n" {
+		t.Errorf("times after its one failure: %q", got)
 	}
 }

@@ -137,6 +137,17 @@ func (v *slabView) CacheAdded(ci slab.CacheInfo) {
 		}
 		return nil
 	}}, activeShrink)
+	// failslab: the cache's mark for failslab's cache-filter (0644, 0/1).
+	_, _ = d.AddFile("failslab", 0o644, Attr{
+		Show: func() (string, error) { return boolAttr(ci.Failslab()), nil },
+		Store: func(_ context.Context, data string) error {
+			on, err := ParseBool(data)
+			if err != nil {
+				return err
+			}
+			ci.SetFailslab(on)
+			return nil
+		}}, ActiveClass("slab/failslab"))
 	// validate: writing 1 validates the cache's slabs. The kernel logs
 	// what it finds and succeeds; here the report is logged too and the
 	// write fails with EIO, so that the writer learns of it.

@@ -173,6 +173,7 @@ func cmdRunCtx(parent context.Context, args []string, stdout, stderr io.Writer) 
 			func() (func(), error) { return sysfs.AddSlab(tree, a) },
 			func() (func(), error) { return sysfs.AddCgroup(tree, a.Memcg()) },
 			func() (func(), error) { return sysfs.AddNotifierErrorInject(tree, sys) },
+			func() (func(), error) { return func() {}, sysfs.AddFaultInjection(tree, sys, a) },
 		} {
 			stop, err := add()
 			if err != nil {
