@@ -11,6 +11,7 @@
 //	hotslab top -sysfs DIR [-n 5] [-d 1s]   a slabtop-like view, refreshed
 //	hotslab online|offline -sysfs DIR BLOCK [-zone kernel|movable]
 //	hotslab cgroup -sysfs DIR [list | create NAME | remove NAME | set NAME FILE VALUE | show NAME]
+//	hotslab torture [-duration 30s] [-seed N] [-workers N]
 //
 // run starts a live system from the embedded default configuration (or
 // the given file): a workload allocating, checking and freeing objects in
@@ -22,6 +23,16 @@
 // every interval otherwise), and at the end, or on SIGINT/SIGTERM,
 // unmounts and prints its verification. It exits 0 on a clean run, 1 if
 // the verification found a violation, 2 on bad usage.
+//
+// torture runs a randomised concurrent mix of everything — hotplug through
+// the API and the sysfs files, caches created, merged, shrunk, validated
+// and destroyed, allocations of every kind on every node and P (objects
+// pattern-checked), memcg groups created, limited and removed with a
+// shrinker at work, failslab, fail_page_alloc and notifier error
+// injection on — then checks the invariants (every object intact, every
+// cache destroyed, every group's charge zero, all memory free, no lockdep
+// report) and prints, last, "torture: PASS ops=N hotplug=N violations=0
+// seed=S" (or FAIL with the first violation; exit status 1).
 //
 // The other commands read and write a running system's mount: DIR is the
 // directory run printed. They exit 0 on success, 1 on failure, 2 on bad
@@ -107,7 +118,8 @@ const usage = `usage:
   hotslab slabinfo -sysfs DIR
   hotslab top -sysfs DIR [-n 5] [-d 1s]
   hotslab online|offline -sysfs DIR [-zone kernel|movable] BLOCK
-  hotslab cgroup -sysfs DIR [list | create NAME | remove NAME | show NAME | set NAME FILE VALUE]`
+  hotslab cgroup -sysfs DIR [list | create NAME | remove NAME | show NAME | set NAME FILE VALUE]
+  hotslab torture [-duration 30s] [-seed N] [-workers N]`
 
 func run(args []string, stdout, stderr io.Writer) error {
 	return runCtx(context.Background(), args, stdout, stderr)
@@ -121,6 +133,8 @@ func runCtx(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	switch args[0] {
 	case "run":
 		return cmdRunCtx(ctx, args[1:], stdout, stderr)
+	case "torture":
+		return cmdTorture(args[1:], stdout, stderr)
 	case "mem", "slabinfo", "top", "online", "offline", "cgroup":
 		return cmdSysfs(args[0], args[1:], stdout, stderr)
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/hotslab/hotslab/lockdep/lockdeptest"
 )
@@ -144,5 +145,38 @@ func TestRunWithViews(t *testing.T) {
 	}
 	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), mnt) {
 		t.Errorf("mount left behind at %s", mnt)
+	}
+}
+
+func TestTortureShort(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"torture", "-duration", "1500ms", "-seed", "42"}, &out, &errb); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out.String(), errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "torture: PASS ops=") || !strings.HasSuffix(last, "violations=0 seed=42") {
+		t.Fatalf("verdict line %q", last)
+	}
+	if err := run([]string{"torture", "-duration", "-1s"}, &out, &errb); !errors.As(err, new(usageError)) {
+		t.Errorf("negative duration: %v", err)
+	}
+}
+
+// The pattern check finds an overwritten object and the first violation
+// is kept for the verdict.
+func TestTortureFindsCorruption(t *testing.T) {
+	tt := &torture{}
+	buf := make([]uint64, 16)
+	o := tobj{p: unsafe.Pointer(&buf[0]), size: 128, tag: 0xabc}
+	fill(o)
+	tt.check(o)
+	if tt.violations.Load() != 0 {
+		t.Fatal("intact object reported")
+	}
+	buf[15] = 1
+	tt.check(o)
+	if tt.violations.Load() != 1 || !strings.Contains(tt.first, "pattern overwritten") {
+		t.Fatalf("violations %d, first %q", tt.violations.Load(), tt.first)
 	}
 }
