@@ -358,9 +358,9 @@ func TestNotifierErrorInject(t *testing.T) {
 	if got := e.read(t, st.Path()); got != "offline\n" {
 		t.Fatalf("state after the failed online: %q", got)
 	}
-	for in, want := range map[string]string{"-99999": "-4095\n", "5": "0\n", "0": "0\n"} {
-		if err := onErr.Write(ctx, in); err != nil || e.read(t, onErr.Path()) != want {
-			t.Errorf("error <- %s: %v, reads %q, want %q", in, err, e.read(t, onErr.Path()), want)
+	for _, c := range [][2]string{{"-99999", "-4095\n"}, {"5", "0\n"}, {"-3", "-3\n"}, {"0", "0\n"}} {
+		if err := onErr.Write(ctx, c[0]); err != nil || e.read(t, onErr.Path()) != c[1] {
+			t.Errorf("error <- %s: %v, reads %q, want %q", c[0], err, e.read(t, onErr.Path()), c[1])
 		}
 	}
 	if err := onErr.Write(ctx, "x"); !errors.Is(err, syscall.EINVAL) {
