@@ -59,8 +59,8 @@ func ParseLimit(s string) (int64, error) {
 			t = t[:len(t)-1]
 		}
 	}
-	n, err := strconv.ParseUint(t, 0, 63)
-	if err != nil || t == "" || t[0] == '+' {
+	n, err := parseKernelUint(t)
+	if err != nil {
 		return 0, fmt.Errorf("memcg: limit %q: %w", s, ErrInvalid)
 	}
 	if n > math.MaxInt64/uint64(mult) {
@@ -164,4 +164,25 @@ func (c *Controller) nodes() []int {
 		}
 	}
 	return out
+}
+
+// parseKernelUint parses as the kernel's memparse does: "0x" hex, a
+// leading "0" octal, else decimal — no sign, no underscores, no "0b" or
+// "0o" (which Go's base-0 parsing would take).
+func parseKernelUint(t string) (uint64, error) {
+	base := 10
+	switch {
+	case len(t) > 2 && (t[:2] == "0x" || t[:2] == "0X"):
+		base, t = 16, t[2:]
+	case len(t) > 1 && t[0] == '0':
+		base, t = 8, t[1:]
+	}
+	if t == "" || strings.ContainsAny(t, "_+-") {
+		return 0, ErrInvalid
+	}
+	n, err := strconv.ParseUint(t, base, 63)
+	if err != nil {
+		return 0, ErrInvalid
+	}
+	return n, nil
 }

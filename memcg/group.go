@@ -109,7 +109,7 @@ func (g *Group) Children() []*Group {
 // validName reports whether name can name a group: a cgroup directory
 // name (no '/', not "." or "..", not empty, at most 255 bytes, no NUL).
 func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && len(name) <= 255 && !strings.ContainsAny(name, "/\x00")
+	return name != "" && name != "." && name != ".." && len(name) <= 255 && !strings.ContainsAny(name, "/\x00\n")
 }
 
 // Create makes a child group (the kernel's mkdir in the cgroup tree). It

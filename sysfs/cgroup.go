@@ -53,9 +53,12 @@ func (v *cgroupView) GroupAdded(g *memcg.Group) {
 			return
 		}
 		var err error
-		if d, err = pd.Mkdir(g.Name(), 0o755); err != nil {
+		if d, err = pd.MkdirHidden(g.Name(), 0o755); err != nil {
 			return
 		}
+		// Shown with all its files at once, as the kernel's
+		// cgroup_mkdir activates the directory when it is complete.
+		defer d.Activate()
 	}
 	d.SetDirOps(v)
 	v.mu.Lock()
@@ -64,7 +67,8 @@ func (v *cgroupView) GroupAdded(g *memcg.Group) {
 	_, _ = d.AddFile("cgroup.controllers", 0o444, Attr{Show: func() (string, error) { return "memory\n", nil }},
 		ActiveClass("cgroup/cgroup.controllers"))
 	_, _ = d.AddFile("cgroup.subtree_control", 0o644, Attr{
-		Show: func() (string, error) { return "memory\n", nil },
+		Show:   func() (string, error) { return "memory\n", nil },
+		Atomic: true,
 		Store: func(_ context.Context, data string) error {
 			for _, w := range strings.Fields(data) {
 				if w != "+memory" && w != "-memory" {
@@ -78,7 +82,7 @@ func (v *cgroupView) GroupAdded(g *memcg.Group) {
 			continue
 		}
 		name := f.Name
-		a := Attr{Show: func() (string, error) { return g.FileContents(name) }}
+		a := Attr{Show: func() (string, error) { return g.FileContents(name) }, Atomic: true}
 		if f.Mode&0o200 != 0 {
 			a.Store = func(_ context.Context, data string) error { return g.WriteFile(name, data) }
 		}

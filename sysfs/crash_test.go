@@ -12,7 +12,7 @@ import (
 )
 
 // A process that mounts the views and is killed leaves the kernel a dead
-// mount; CleanStaleMounts (which MountTree and hotslab run call first)
+// mount; CleanStaleMount (which MountTree calls on its directory first)
 // takes it away.
 func TestStaleMountAfterCrash(t *testing.T) {
 	if dir := os.Getenv("HOTSLAB_SYSFS_CRASH_DIR"); dir != "" {
@@ -40,11 +40,11 @@ func TestStaleMountAfterCrash(t *testing.T) {
 	if !mounted() {
 		t.Fatalf("the crashed child left no mount (%v): nothing to clean", err)
 	}
-	n, err := sysfs.CleanStaleMounts()
+	cleaned, err := sysfs.CleanStaleMount(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n < 1 || mounted() {
-		t.Fatalf("stale mount not cleaned (%d cleaned)", n)
+	if !cleaned || mounted() {
+		t.Fatalf("stale mount not cleaned (%v)", cleaned)
 	}
 }

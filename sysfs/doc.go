@@ -44,10 +44,15 @@
 // MountTree mounts a Tree. Files are opened with direct I/O and entries
 // and attributes are never cached, so no page cache serves a stale state;
 // a read at offset 0 takes a fresh snapshot (the kernel's seq_file: a
-// reader that rewinds, as slabtop does, sees new contents). Each write(2)
-// is one Store; its error's errno is write(2)'s (Errno). A shell's O_TRUNC
-// is accepted on writable files. CleanStaleMounts removes the mounts of
-// crashed servers.
+// reader that rewinds, as slabtop does, sees new contents). A write(2) is
+// one Store of at most a page (longer ones are cut to a page, as kernfs
+// cuts them, or refused with E2BIG for the cgroup files); its error's errno
+// is write(2)'s (Errno). A shell's O_TRUNC and a chmod are accepted; the
+// kernel checks permissions against the files' modes and root ownership
+// (default_permissions); unlink, rename, link and symlink are EPERM,
+// creating a file EACCES, as in sysfs. A busy mount unmounts lazily.
+// CleanStaleMount removes a crashed server's mount before MountTree mounts
+// on its directory.
 //
 // # Locks, in lock order (outermost first)
 //

@@ -6,9 +6,6 @@ package sysfs
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
-	"syscall"
 
 	"github.com/hotslab/hotslab/fault"
 	"github.com/hotslab/hotslab/mem"
@@ -76,9 +73,9 @@ func intFile(get func() int64, set func(int64) error) Attr {
 	return Attr{
 		Show: func() (string, error) { return fmt.Sprintf("%d\n", get()), nil },
 		Store: func(_ context.Context, data string) error {
-			n, err := strconv.ParseInt(strings.TrimSpace(data), 0, 64)
+			n, err := ParseInt(data)
 			if err != nil {
-				return fmt.Errorf("%q: %w", data, syscall.EINVAL)
+				return err
 			}
 			return set(n)
 		},

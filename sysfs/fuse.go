@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +34,7 @@ func MountTree(dir string, t *Tree) (*Mount, error) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return nil, fmt.Errorf("sysfs: mount %s: /dev/fuse: %w", dir, err)
 	}
-	if _, err := CleanStaleMounts(); err != nil {
+	if _, err := CleanStaleMount(dir); err != nil {
 		return nil, err
 	}
 	zero := time.Duration(0)
@@ -44,6 +45,10 @@ func MountTree(dir string, t *Tree) (*Mount, error) {
 			Name:        "hotslab",
 			DirectMount: true,
 			AllowOther:  true,
+			// The kernel checks every access against the files' owners
+			// (root) and modes, as for sysfs: other users read what
+			// is readable and write nothing.
+			Options: []string{"default_permissions"},
 		},
 		EntryTimeout:    &zero,
 		AttrTimeout:     &zero,
@@ -57,8 +62,15 @@ func MountTree(dir string, t *Tree) (*Mount, error) {
 	return &Mount{Dir: dir, server: server}, nil
 }
 
-// Unmount unmounts (lazily if it is busy) and waits for the server to
-// end. A second call returns the first one's result.
+// unmountWait is how long Unmount waits for a lazily detached mount's
+// users before it returns anyway (the server ends when the last one
+// lets go, or with the process).
+const unmountWait = 2 * time.Second
+
+// Unmount unmounts. A busy mount (a shell's working directory inside it,
+// an open file) is detached lazily: it disappears from the namespace at
+// once, and Unmount waits at most a couple of seconds for its users. A
+// second call returns the first one's result.
 func (m *Mount) Unmount() error {
 	m.once.Do(func() {
 		if err := m.server.Unmount(); err != nil {
@@ -67,7 +79,12 @@ func (m *Mount) Unmount() error {
 				return
 			}
 		}
-		m.server.Wait()
+		done := make(chan struct{})
+		go func() { m.server.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(unmountWait):
+		}
 	})
 	return m.err
 }
@@ -87,7 +104,32 @@ var (
 	_ fs.NodeReadlinker = (*fsNode)(nil)
 	_ fs.NodeMkdirer    = (*fsNode)(nil)
 	_ fs.NodeRmdirer    = (*fsNode)(nil)
+	_ fs.NodeUnlinker   = (*fsNode)(nil)
+	_ fs.NodeRenamer    = (*fsNode)(nil)
+	_ fs.NodeSymlinker  = (*fsNode)(nil)
+	_ fs.NodeCreater    = (*fsNode)(nil)
+	_ fs.NodeLinker     = (*fsNode)(nil)
+	_ fs.NodeMknoder    = (*fsNode)(nil)
 )
+
+// The operations sysfs does not have, with its errnos.
+
+func (f *fsNode) Unlink(context.Context, string) syscall.Errno { return syscall.EPERM }
+func (f *fsNode) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
+	return syscall.EPERM
+}
+func (f *fsNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+func (f *fsNode) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EACCES
+}
+func (f *fsNode) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+func (f *fsNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
 
 func fuseMode(n *Node) uint32 {
 	switch n.kind {
@@ -107,9 +149,10 @@ func fillAttr(n *Node, a *fuse.Attr) {
 	case KindDir:
 		a.Nlink = 2
 	case KindFile:
-		a.Size = 4096 // sysfs attributes claim a page
-	case KindLink:
-		a.Size = uint64(len(n.target))
+		a.Size = 4096 // sysfs and debugfs attributes claim a page
+		if strings.HasPrefix(n.Path(), "proc/") || strings.HasPrefix(n.Path(), "sys/fs/cgroup/") {
+			a.Size = 0 // proc and cgroup files claim nothing: read to EOF
+		}
 	}
 	now := time.Now()
 	a.SetTimes(&now, &now, &now)
@@ -138,10 +181,22 @@ func (f *fsNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOu
 }
 
 // Setattr accepts a truncation of a writable attribute (a shell's
-// O_TRUNC before its write) and nothing else that changes it.
+// O_TRUNC before its write) and a chmod (kernfs keeps the new mode), and
+// refuses a change of owner (EPERM).
 func (f *fsNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if _, ok := in.GetSize(); ok && (f.n.kind != KindFile || f.n.attr.Store == nil) {
 		return syscall.EACCES
+	}
+	if _, ok := in.GetUID(); ok {
+		return syscall.EPERM
+	}
+	if _, ok := in.GetGID(); ok {
+		return syscall.EPERM
+	}
+	if m, ok := in.GetMode(); ok && f.n.kind != KindLink {
+		f.n.tree.mu.Lock()
+		f.n.mode = m & 0o7777
+		f.n.tree.mu.Unlock()
 	}
 	fillAttr(f.n, &out.Attr)
 	return 0
@@ -176,7 +231,12 @@ func (f *fsNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.
 	if ops == nil {
 		return nil, syscall.EPERM
 	}
-	if err := ops.Mkdir(f.n, name); err != nil {
+	if !f.n.getActive() {
+		return nil, syscall.ENODEV
+	}
+	err := ops.Mkdir(f.n, name)
+	f.n.putActive()
+	if err != nil {
 		return nil, Errno(err)
 	}
 	return f.Lookup(ctx, name, out)
@@ -227,21 +287,35 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	return fuse.ReadResultData(h.snap[off:end]), 0
 }
 
+// Write is one Store of what one write(2) asked for, cut to a page as
+// kernfs cuts it (the short count tells the writer), or E2BIG for an
+// Atomic attribute (cgroup files). A write(2) of more than the FUSE
+// request size (128 KiB) reaches here in pieces: the first is cut to a
+// page and its short count ends the write(2).
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if len(data) > MaxWrite {
+		if h.n.attr.Atomic {
+			return 0, syscall.E2BIG
+		}
+		data = data[:MaxWrite]
+	}
 	if err := h.n.Write(ctx, string(data)); err != nil {
 		return 0, Errno(err)
 	}
 	return uint32(len(data)), 0
 }
 
-// CleanStaleMounts unmounts the hotslab views whose server is gone — a
-// process that mounted them and crashed (the kernel keeps such a mount,
-// answering ENOTCONN) — and returns how many it unmounted. MountTree runs
-// it first; so does hotslab run.
-func CleanStaleMounts() (int, error) {
+// CleanStaleMount unmounts the hotslab views mounted on dir if their
+// server is gone — a process that mounted them and crashed (the kernel
+// keeps such a mount, answering ENOTCONN) — and reports whether it did.
+// It looks at dir alone (a live server that does not answer, stopped by a
+// signal, would hang any access), and gives up after a few seconds of
+// no answer. MountTree runs it on its directory first.
+func CleanStaleMount(dir string) (bool, error) {
+	dir = filepath.Clean(dir)
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return 0, err
+		return false, err
 	}
 	n := 0
 	for _, line := range strings.Split(string(b), "\n") {
@@ -254,15 +328,25 @@ func CleanStaleMounts() (int, error) {
 			continue
 		}
 		mp := unescapeMountinfo(f[4])
-		if _, err := os.Stat(mp); !errors.Is(err, syscall.ENOTCONN) {
-			continue // alive (or gone already)
+		if mp != dir {
+			continue
+		}
+		stat := make(chan error, 1)
+		go func() { _, err := os.Stat(mp); stat <- err }()
+		select {
+		case err := <-stat:
+			if !errors.Is(err, syscall.ENOTCONN) {
+				return n > 0, fmt.Errorf("sysfs: %s: hotslab views of a live server mounted there: %w", dir, syscall.EBUSY)
+			}
+		case <-time.After(3 * time.Second):
+			return n > 0, fmt.Errorf("sysfs: %s: a hotslab server mounted there does not answer: %w", dir, syscall.EBUSY)
 		}
 		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
-			return n, fmt.Errorf("sysfs: unmount stale %s: %w", mp, err)
+			return n > 0, fmt.Errorf("sysfs: unmount stale %s: %w", mp, err)
 		}
 		n++
 	}
-	return n, nil
+	return n > 0, nil
 }
 
 // unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).

@@ -6,8 +6,6 @@ package sysfs
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -44,9 +42,9 @@ func AddNotifierErrorInject(t *Tree, sys *mem.System) (stop func(), err error) {
 		if _, err := d.AddFile("error", 0o600, Attr{
 			Show: func() (string, error) { return fmt.Sprintf("%d\n", v.Load()), nil },
 			Store: func(_ context.Context, data string) error {
-				n, err := strconv.ParseInt(strings.TrimSpace(data), 0, 64)
+				n, err := ParseInt(data)
 				if err != nil {
-					return fmt.Errorf("error %q: %w", data, syscall.EINVAL)
+					return fmt.Errorf("error: %w", err)
 				}
 				v.Store(int32(min(max(n, -maxErrno), 0)))
 				return nil
@@ -55,7 +53,9 @@ func AddNotifierErrorInject(t *Tree, sys *mem.System) (stop func(), err error) {
 			return nil, err
 		}
 	}
-	return sys.RegisterMemoryNotifier("notifier-error-inject", 1<<30, func(ev mem.MemoryEvent, _ mem.MemoryNotify) error {
+	// Priority 0, the kernel's default for the injector: it runs after
+	// slab's callback (priority 1), whose work the failure then cancels.
+	return sys.RegisterMemoryNotifier("notifier-error-inject", 0, func(ev mem.MemoryEvent, _ mem.MemoryNotify) error {
 		for i, e := range events {
 			if e.ev == ev {
 				if n := errs[i].Load(); n != 0 {

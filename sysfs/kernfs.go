@@ -29,15 +29,21 @@ const (
 // treeClass is the tree's structure lock (the kernel's kernfs_rwsem).
 var treeClass = lockdep.NewClass("kernfs_rwsem")
 
-// Attr is what an attribute file does: Show renders its contents (one
-// snapshot per open), Store takes a write. A nil Store makes the file
-// read-only, a nil Show write-only. Store's errors return as write(2)'s
-// errno (an error wrapping a syscall.Errno gives that errno; others
-// EINVAL... see Errno).
+// Attr is what an attribute file does: Show renders its contents (a
+// snapshot, taken by a read at offset 0), Store takes a write. A nil Store
+// makes the file read-only, a nil Show write-only. Store's errors return
+// as write(2)'s errno (Errno: the syscall.Errno an error wraps, else
+// EINVAL). A write of more than a page is cut to a page (sysfs), or,
+// with Atomic, refused with E2BIG (cgroup files: kernfs's
+// atomic_write_len).
 type Attr struct {
-	Show  func() (string, error)
-	Store func(ctx context.Context, data string) error
+	Show   func() (string, error)
+	Store  func(ctx context.Context, data string) error
+	Atomic bool
 }
+
+// MaxWrite is the most a write may store: a page.
+const MaxWrite = 4096
 
 // ActiveClass returns the lockdep class of the active references of one
 // attribute kind (the kernel's "kn->active#N", one per attribute
@@ -67,6 +73,9 @@ type Node struct {
 	target   string // symlink target, relative
 	// dirOps: mkdir/rmdir of a directory (cgroup), nil for none.
 	dirOps DirOps
+	// hidden: made by MkdirHidden and not yet Activated: lookups and
+	// listings do not show it (the kernel's !KERNFS_ACTIVATED).
+	hidden atomic.Bool
 	// active counts the node's active references; deactivated (a large
 	// negative bias added) once removal starts, after which no new one
 	// is granted. drained is signalled when it reaches the bias.
@@ -80,9 +89,10 @@ type Node struct {
 const deactivatedBias = -(1 << 40)
 
 // DirOps handles mkdir and rmdir below a directory (the kernel's
-// kernfs_syscall_ops, for cgroup). Both run with no tree lock held and
-// the parent's active reference held (Rmdir: the victim's), and create or
-// remove the nodes themselves.
+// kernfs_syscall_ops, for cgroup). Both run with no tree lock held; Mkdir
+// with the parent's active reference held, Rmdir with none (the kernel's
+// cgroup_rmdir breaks the victim's active protection: the removal drains
+// it). They create or remove the nodes themselves.
 type DirOps interface {
 	Mkdir(parent *Node, name string) error
 	Rmdir(n *Node) error
@@ -93,8 +103,6 @@ type Tree struct {
 	mu      lockdep.RWMutex
 	root    *Node
 	nextIno atomic.Uint64
-	// gen counts changes, for the FUSE layer's invalidation.
-	gen atomic.Uint64
 }
 
 // NewTree returns an empty tree (a root directory, mode 0755).
@@ -162,7 +170,6 @@ func (n *Node) add(c *Node) error {
 		return fmt.Errorf("sysfs: %s/%s: %w", n.Path(), c.name, ErrExist)
 	}
 	n.children[c.name] = c
-	n.tree.gen.Add(1)
 	return nil
 }
 
@@ -177,6 +184,27 @@ func (n *Node) Mkdir(name string, mode uint32) (*Node, error) {
 	}
 	return c, nil
 }
+
+// MkdirHidden is Mkdir for a directory to be filled before anyone sees
+// it: lookups and listings skip it until Activate (kernfs_activate).
+func (n *Node) MkdirHidden(name string, mode uint32) (*Node, error) {
+	t := n.tree
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.newNode(name, n, KindDir, mode)
+	c.hidden.Store(true)
+	if err := n.add(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Activate shows a directory made by MkdirHidden, with what was added to
+// it meanwhile, at once.
+func (n *Node) Activate() { n.hidden.Store(false) }
+
+// visible reports whether lookups and listings show n.
+func (n *Node) visible() bool { return n.active.Load() >= 0 && !n.hidden.Load() }
 
 // SetDirOps sets n's mkdir/rmdir handlers.
 func (n *Node) SetDirOps(ops DirOps) { n.dirOps = ops }
@@ -214,7 +242,7 @@ func (n *Node) Lookup(name string) *Node {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	c := n.children[name]
-	if c == nil || c.active.Load() < 0 {
+	if c == nil || !c.visible() {
 		return nil
 	}
 	return c
@@ -240,7 +268,7 @@ func (n *Node) Children() []*Node {
 	defer t.mu.RUnlock()
 	out := make([]*Node, 0, len(n.children))
 	for _, c := range n.children {
-		if c.active.Load() >= 0 {
+		if c.visible() {
 			out = append(out, c)
 		}
 	}
@@ -300,7 +328,6 @@ func (n *Node) Remove() error {
 	}
 	walk(n)
 	delete(n.parent.children, n.name)
-	t.gen.Add(1)
 	t.mu.Unlock()
 	for _, x := range nodes {
 		x.drain()
@@ -321,19 +348,6 @@ func (x *Node) drain() {
 		x.drained.Wait()
 	}
 	x.drainMu.Unlock()
-}
-
-// BreakActiveProtection drops the active reference a Store or DirOps
-// call runs under, for an operation that removes the node itself (the
-// kernel's kernfs_break_active_protection); Unbreak takes it back (it may
-// fail if the node was removed meanwhile: then it returns false and the
-// caller must not touch the node again).
-func (n *Node) BreakActiveProtection() { n.putActive() }
-
-// UnbreakActiveProtection re-takes what BreakActiveProtection dropped.
-func (n *Node) UnbreakActiveProtection() {
-	n.active.Add(1)
-	lockdep.Acquire(n.class, 0, n.inst(), lockdep.Read, true)
 }
 
 // Read returns a snapshot of an attribute's contents, under an active

@@ -6,7 +6,6 @@ package sysfs
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,9 +92,9 @@ func (v *memoryView) addRoot() error {
 				return nil
 			}}, activeAuto},
 		{"probe", 0o200, Attr{Store: func(ctx context.Context, data string) error {
-			addr, err := strconv.ParseUint(strings.TrimSpace(data), 0, 64)
+			addr, err := ParseUint(data)
 			if err != nil {
-				return fmt.Errorf("probe %q: %w", data, syscall.EINVAL)
+				return fmt.Errorf("probe: %w", err)
 			}
 			if !sys.TryLockDeviceHotplug() {
 				return ErrRestart
@@ -202,7 +201,7 @@ func (v *memoryView) BlockAdded(id int) {
 		if err != nil {
 			return "", fmt.Errorf("memory%d: %w", id, syscall.ENODEV)
 		}
-		if bi.State == mem.BlockOnline || bi.State == mem.BlockGoingOffline {
+		if bi.State == mem.BlockOnline { // going-offline prints as offline does
 			return bi.Zone.String() + "\n", nil
 		}
 		zs := make([]string, len(bi.ValidZones))

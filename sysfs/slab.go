@@ -95,7 +95,7 @@ func (v *slabView) CacheAdded(ci slab.CacheInfo) {
 	num("min_partial", func(slab.CacheStats) int64 { return int64(ci.MinPartial()) })
 	num("cpu_partial", func(slab.CacheStats) int64 { return 0 })
 	num("aliases", func(slab.CacheStats) int64 { return int64(ci.AliasCount()) })
-	num("total_objects", func(s slab.CacheStats) int64 { return s.Objects() })
+	ro("total_objects", func() string { return perNode(stats(), func(n slab.NodeStats) int64 { return n.Objects }) })
 	ro("cpu_slabs", func() string { return "0\n" })
 	ro("slabs_cpu_partial", func() string { return "0(0)\n" })
 	ro("slabs", func() string { return perNode(stats(), func(n slab.NodeStats) int64 { return n.Slabs }) })
@@ -127,14 +127,11 @@ func (v *slabView) CacheAdded(ci slab.CacheInfo) {
 	// active reference and must not take slab_mutex, which cache
 	// creation and destruction hold while they add and remove these
 	// directories (the 2021 lesson); ci.Shrink takes slab_flush_lock.
-	_, _ = d.AddFile("shrink", 0o200, Attr{Store: func(_ context.Context, data string) error {
-		on, err := ParseBool(data)
-		if err != nil {
-			return err
+	_, _ = d.AddFile("shrink", 0o600, Attr{Show: emptyShow, Store: func(_ context.Context, data string) error {
+		if !strings.HasPrefix(data, "1") { // shrink_store: buf[0] == '1', else EINVAL
+			return fmt.Errorf("shrink %q: %w", data, syscall.EINVAL)
 		}
-		if on {
-			ci.Shrink()
-		}
+		ci.Shrink()
 		return nil
 	}}, activeShrink)
 	// failslab: the cache's mark for failslab's cache-filter (0644, 0/1).
@@ -151,19 +148,19 @@ func (v *slabView) CacheAdded(ci slab.CacheInfo) {
 	// validate: writing 1 validates the cache's slabs. The kernel logs
 	// what it finds and succeeds; here the report is logged too and the
 	// write fails with EIO, so that the writer learns of it.
-	_, _ = d.AddFile("validate", 0o200, Attr{Store: func(_ context.Context, data string) error {
-		on, err := ParseBool(data)
-		if err != nil {
-			return err
+	_, _ = d.AddFile("validate", 0o600, Attr{Show: emptyShow, Store: func(_ context.Context, data string) error {
+		if !strings.HasPrefix(data, "1") { // validate_store: buf[0] == '1', else EINVAL
+			return fmt.Errorf("validate %q: %w", data, syscall.EINVAL)
 		}
-		if on {
-			if err := ci.Validate(); err != nil {
-				return fmt.Errorf("%w: %w", err, syscall.EIO)
-			}
+		if err := ci.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", err, syscall.EIO)
 		}
 		return nil
 	}}, activeValidate)
 }
+
+// emptyShow is what the kernel's shrink and validate files read: nothing.
+func emptyShow() (string, error) { return "", nil }
 
 var (
 	activeShrink   = ActiveClass("slab/shrink")

@@ -9,7 +9,7 @@
 //	hotslab mem -sysfs DIR                  the memory blocks (lsmem-like)
 //	hotslab slabinfo -sysfs DIR             /proc/slabinfo
 //	hotslab top -sysfs DIR [-n 5] [-d 1s]   a slabtop-like view, refreshed
-//	hotslab online|offline -sysfs DIR BLOCK [-zone kernel|movable]
+//	hotslab online|offline -sysfs DIR [-zone kernel|movable] BLOCK
 //	hotslab cgroup -sysfs DIR [list | create NAME | remove NAME | set NAME FILE VALUE | show NAME]
 //	hotslab torture [-duration 30s] [-seed N] [-workers N]
 //
@@ -22,7 +22,9 @@
 // inside unshare -m, shows a live status line on a terminal (a report
 // every interval otherwise), and at the end, or on SIGINT/SIGTERM,
 // unmounts and prints its verification. It exits 0 on a clean run, 1 if
-// the verification found a violation, 2 on bad usage.
+// the verification found a violation or the views could not be mounted on
+// the -sysfs DIR asked for (an automatic temporary directory that cannot
+// be mounted only says so), 2 on bad usage.
 //
 // torture runs a randomised concurrent mix of everything — hotplug through
 // the API and the sysfs files, caches created, merged, shrunk, validated

@@ -182,6 +182,9 @@ func cmdRunCtx(parent context.Context, args []string, stdout, stderr io.Writer) 
 			stopViews = append(stopViews, stop)
 		}
 		if mount, err = sysfs.MountTree(dir, tree); err != nil {
+			if *sysfsDir != "auto" {
+				return fmt.Errorf("mount the views on %s: %w", dir, err)
+			}
 			fmt.Fprintf(stdout, "hotslab: views not mounted (%v): running the workload without them\n", err)
 		} else {
 			fmt.Fprintf(stdout, "hotslab: views mounted at %s; try:\n", dir)
@@ -275,6 +278,15 @@ func cmdRunCtx(parent context.Context, args []string, stdout, stderr io.Writer) 
 		wc.c.Shrink()
 		if err := wc.c.Destroy(); err != nil {
 			fmt.Fprintf(stdout, "hotslab: leak: %v\n", err)
+			leaks++
+		}
+	}
+	// A merged name's Destroy does not look for objects (its cache lives
+	// on): every cache, kmalloc ones included, must be empty now.
+	for _, ci := range a.Caches() {
+		ci.Shrink()
+		if st := ci.Stats(); st.ActiveObjects() != 0 {
+			fmt.Fprintf(stdout, "hotslab: leak: cache %s has %d objects in use\n", ci.Name, st.ActiveObjects())
 			leaks++
 		}
 	}

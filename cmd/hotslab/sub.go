@@ -25,7 +25,7 @@ func cmdSysfs(name string, args []string, stdout, stderr io.Writer) error {
 	zone := fset.String("zone", "", "online: kernel or movable (default: the block's default zone)")
 	n := fset.Int("n", 5, "top: refreshes (0: until interrupted)")
 	delay := fset.Duration("d", time.Second, "top: delay between refreshes")
-	if err := fset.Parse(args); err != nil {
+	if err := fset.Parse(flagsFirst(fset, args)); err != nil {
 		return usageError{err.Error()}
 	}
 	if *dir == "" {
@@ -82,6 +82,36 @@ func cmdSysfs(name string, args []string, stdout, stderr io.Writer) error {
 		return cgroupCmd(filepath.Join(*dir, "sys/fs/cgroup"), rest, stdout)
 	}
 	return usageError{"unknown command " + name}
+}
+
+// flagsFirst moves the flags (and their values) before the other
+// arguments, so that "online 3 -zone movable" parses as "online -zone
+// movable 3" (Go's flag package stops at the first non-flag).
+func flagsFirst(fset *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fset.Lookup(name); f != nil && i+1 < len(args) {
+			if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !bf.IsBoolFlag() {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		}
+	}
+	return append(flags, rest...)
 }
 
 func readFile(path string) string {
