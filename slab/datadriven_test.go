@@ -298,6 +298,9 @@ func (e *ddSlab) run(td *datadriven.TestData, cp **Cache) string {
 func TestDataDriven(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		if strings.Contains(path, "/fuzz/") {
+			t.Skip("a fuzz corpus, not a scenario")
+		}
 		e := &ddSlab{t: t}
 		defer e.close()
 		datadriven.RunTest(t, path, func(t *testing.T, td *datadriven.TestData) string {
