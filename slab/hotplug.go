@@ -67,6 +67,13 @@ func (a *Allocator) nodeCallback(ev mem.NodeEvent, nid int) error {
 // live objects stay and make the offline fail with EBUSY.
 func (a *Allocator) memoryCallback(ev mem.MemoryEvent, arg mem.MemoryNotify) error {
 	if ev == mem.MemGoingOffline {
+		// A block with no page in use holds no slab, so no sheaf or
+		// empty slab of any cache is in it: nothing to give back (the
+		// kernel shrinks every cache on every offline; a block onlined
+		// movable, which slab never uses, is the common case here).
+		if bi, err := a.sys.Block(arg.Block); err == nil && bi.UsedPages == 0 {
+			return nil
+		}
 		a.slabMutex.Lock()
 		a.flushAndShrinkAll()
 		a.slabMutex.Unlock()

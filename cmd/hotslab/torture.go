@@ -369,7 +369,16 @@ func (t *torture) hotplugLoop(ctx context.Context, r *rand.Rand) {
 			if b.Index >= initial && r.IntN(4) == 0 {
 				err = sys.RemoveMemory(b.Index)
 			} else {
-				err = sys.Online(ctx, b.Index, mem.OnlineKind(r.IntN(3)))
+				// Mostly movable (what slab never uses, so offline
+				// succeeds), sometimes kernel (slab moves in: offline
+				// then meets EBUSY), sometimes the default zone.
+				kind := mem.OnlineMovable
+				if x := r.IntN(8); x == 0 {
+					kind = mem.OnlineKernel
+				} else if x == 1 {
+					kind = mem.OnlineDefault
+				}
+				err = sys.Online(ctx, b.Index, kind)
 			}
 		default:
 			continue
@@ -395,7 +404,7 @@ func (t *torture) hotplugResult(ctx context.Context, err error) {
 
 // sysfsHotplug drives the same transitions through the views' files.
 func (t *torture) sysfsHotplug(ctx context.Context, r *rand.Rand) {
-	words := []string{"online", "online_kernel", "online_movable", "offline", "garbage"}
+	words := []string{"online", "online_kernel", "online_movable", "online_movable", "online_movable", "offline", "offline", "garbage"}
 	for ctx.Err() == nil {
 		blocks := t.sys.Blocks()
 		b := blocks[r.IntN(len(blocks))]
