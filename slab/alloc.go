@@ -48,16 +48,16 @@ func cacheAllocGo(c *Cache) (unsafe.Pointer, error) {
 			obj := pc.objs[pc.n]
 			statAdd(&pc.stat[AllocFastpath], 1)
 			unpin(pc)
-			if k.acct {
-				k.unchargeStale(obj)
+			if k.acct || k.initAlloc {
+				k.taken(obj)
 			}
 			return ptr(obj), nil
 		}
 		unpin(pc)
 	}
 	p, err := c.allocSlow(mem.NumaNoNode, 0)
-	if err == nil && k.acct {
-		k.unchargeStale(uintptr(p))
+	if err == nil && (k.acct || k.initAlloc) {
+		k.taken(uintptr(p))
 	}
 	return p, err
 }
@@ -114,15 +114,15 @@ func (c *Cache) allocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 		obj := pc.objs[pc.n]
 		statAdd(&pc.stat[AllocFastpath], 1)
 		unpin(pc)
-		if k.acct {
-			k.unchargeStale(obj)
+		if k.acct || k.initAlloc {
+			k.taken(obj)
 		}
 		return ptr(obj), nil
 	}
 	unpin(pc)
 	p, err := c.allocSlow(node, gfp)
-	if err == nil && k.acct {
-		k.unchargeStale(uintptr(p))
+	if err == nil && (k.acct || k.initAlloc) {
+		k.taken(uintptr(p))
 	}
 	return p, err
 }

@@ -58,6 +58,22 @@ type Options struct {
 	OnInvalidFree func(*InvalidFree)
 	// Logger receives hotplug and lifecycle messages (default slog.Default).
 	Logger *slog.Logger
+	// InitOnAlloc zeroes every object as it is allocated, over its
+	// object size, whatever the path (the kernel's init_on_alloc=1): no
+	// allocation sees an earlier user's data. InitOnFree zeroes every
+	// object as it is freed (init_on_free=1): no freed data lingers. Both
+	// leave constructor caches alone (their objects keep the
+	// constructor's state, as the kernel's do) and take every cache's
+	// allocations (InitOnAlloc) or frees (InitOnFree) off the assembly
+	// paths; their cost per pair is in docs/BENCHMARKS.md. Off by
+	// default.
+	InitOnAlloc, InitOnFree bool
+	// RandomOrder shuffles the order in which a new slab hands out its
+	// objects (the kernel's CONFIG_SLAB_FREELIST_RANDOM), from a
+	// permutation computed per cache at creation, starting at a random
+	// point per slab: heap-layout attacks cannot predict neighbours.
+	// It costs only at slab creation. Off by default.
+	RandomOrder bool
 }
 
 // Allocator is a SLUB-style slab allocator over a mem.System: the
@@ -72,6 +88,8 @@ type Allocator struct {
 	memcg *memcg.Controller
 	// sysfs (slab_mutex) is told of caches and names (sysfs.go).
 	sysfs SysfsHooks
+	// The hardening options (Options), fixed at New.
+	initOnAlloc, initOnFree, randomOrder bool
 	// failslab and its cache-filter (failslab.go).
 	failslab       *fault.Attr
 	failslabFilter atomic.Bool
@@ -148,6 +166,7 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	if opts != nil {
 		a.onInvalid = opts.OnInvalidFree
 		a.log = opts.Logger
+		a.initOnAlloc, a.initOnFree, a.randomOrder = opts.InitOnAlloc, opts.InitOnFree, opts.RandomOrder
 	}
 	if a.log == nil {
 		a.log = slog.Default()

@@ -22,11 +22,11 @@ func (c *Cache) AllocBulk(dst []unsafe.Pointer) error {
 		return err
 	}
 	n := k.bulkFromSheaf(dst)
-	if k.acct {
+	if k.acct || k.initAlloc {
 		defer func() {
 			for _, p := range dst {
 				if p != nil {
-					k.unchargeStale(uintptr(p))
+					k.taken(uintptr(p))
 				}
 			}
 		}()
@@ -70,6 +70,11 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 	}
 	k := c.c
 	node := k.bulkNode(objs)
+	if k.initFree && node != -2 {
+		for _, p := range objs {
+			k.zeroObj(uintptr(p))
+		}
+	}
 	i := 0
 	if node >= 0 && !c.dead.Load() {
 		pc, pid := k.pin()

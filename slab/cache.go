@@ -116,6 +116,9 @@ type kmemCache struct {
 	// fastProcs for an accounted cache, else 0.
 	allocProcs int
 	groupProcs int
+	// freeProcs is fastProcs for the assembly's free path, 0 when frees
+	// must zero (initFree).
+	freeProcs int
 	sizeShift  uint    // log2(size) when size is a power of two
 	slabBytes  uintptr // objects*size
 	recip      uint64
@@ -157,6 +160,12 @@ type kmemCache struct {
 	chargeSize int64
 	// failslab: the cache is chosen by failslab's cache-filter.
 	failslab atomic.Bool
+	// initAlloc, initFree: zero objects at allocation, at free
+	// (Options.InitOnAlloc/InitOnFree; never for a constructor cache).
+	// perm, permMin: the shuffled object order of new slabs of either
+	// geometry (Options.RandomOrder), nil for the natural order.
+	initAlloc, initFree bool
+	perm, permMin       []uint32
 
 	flushGen atomic.Uint64               // bumped by every flush of k
 	slowStat [NumStats]uint64            // slow-path events, atomic

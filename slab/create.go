@@ -157,6 +157,16 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	if ext != 0 {
 		k.acct, k.chargeSize, k.freeSize = true, int64(slot+ext), 0
 	}
+	if o.Ctor == nil {
+		k.initAlloc, k.initFree = a.initOnAlloc, a.initOnFree
+	}
+	if k.initAlloc || k.initFree {
+		k.freeSize = 0 // Magazine and prefilled Sheaf frees zero in their slow paths
+	}
+	if a.randomOrder {
+		k.perm = randomPerm(objs)
+		k.permMin = randomPerm(k.minObjects)
+	}
 	k.vmemmap = unsafe.Pointer(pm.PageAt(pm.Base()))
 	k.objectSize.Store(int32(size))
 	a.publishTable(func(t []*kmemCache) []*kmemCache {

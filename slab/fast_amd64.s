@@ -127,7 +127,7 @@ valid:
 	JEQ  fslow
 checked:
 	PROC_ID(CX)
-	CMPQ CX, kmemCache_fastProcs(DX)
+	CMPQ CX, kmemCache_freeProcs(DX)
 	JCC  fslow                      // pid >= len(k.pcpu) (== len(k.procNode)); 0 while flushing, or fast paths off
 	SHLQ $const_pcpuShift, CX
 	ADDQ kmemCache_pcpu(DX), CX     // pc = &k.pcpu[pid]

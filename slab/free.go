@@ -38,6 +38,9 @@ func cacheFreeGo(c *Cache, p unsafe.Pointer) {
 		k.a.invalidFree(c.name, addr, "double free (object heads its slab's freelist)")
 		return
 	}
+	if k.initFree {
+		k.zeroObj(addr)
+	}
 	pc, pid := k.pin()
 	if pc != nil && pc.main != nil && int(h.node) == k.nodeOfP(pid) {
 		if pc.n > 0 && pc.objs[pc.n-1] == addr {

@@ -161,6 +161,9 @@ func (m *Magazine) freeSlow(p unsafe.Pointer) {
 		return
 	}
 	k.uncharge(h, addr)
+	if k.initAlloc || k.initFree {
+		k.zeroObj(addr) // the magazine hands it out as it is
+	}
 	if m.n == len(m.objs) {
 		m.flush(len(m.objs) / 2)
 	}

@@ -214,6 +214,9 @@ func (gc GroupCache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 	}
 	if node == mem.NumaNoNode && gfp == 0 {
 		if p := gc.reuse(); p != nil {
+			if k.initAlloc {
+				k.zeroObj(uintptr(p))
+			}
 			return p, nil
 		}
 	}

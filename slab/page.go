@@ -1,6 +1,7 @@
 package slab
 
 import (
+	"math/rand/v2"
 	"sync/atomic"
 	"unsafe"
 
@@ -292,9 +293,21 @@ func (k *kmemCache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 		*hdr(&pages[i]) = tmpl
 	}
 	s := hdr(head)
+	perm := k.perm
+	if flags&hdrMin != 0 {
+		perm = k.permMin
+	}
+	start := 0
+	if perm != nil {
+		start = rand.IntN(objects) // each slab from another point of the sequence
+	}
 	var next uintptr
 	for i := objects - 1; i >= 0; i-- {
-		obj := addr + uintptr(i*k.size)
+		j := i
+		if perm != nil {
+			j = int(perm[(start+i)%objects])
+		}
+		obj := addr + uintptr(j*k.size)
 		if k.ctor != nil {
 			k.ctor(ptr(obj))
 		}
@@ -304,7 +317,7 @@ func (k *kmemCache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 	if k.acct {
 		k.clearObjExts(addr, objects, uintptr(objects*k.size))
 	}
-	atomic.StoreUint32(&s.freelist, 1)
+	atomic.StoreUint32(&s.freelist, uint32(next-addr)+1) // the first object of the (shuffled) order
 	return s, nil
 }
 

@@ -153,13 +153,16 @@ func (k *kmemCache) callerNode() int {
 // setFastProcs sets fastProcs and allocProcs (0 for an accounted cache).
 func (k *kmemCache) setFastProcs(n int) {
 	k.fastProcs = n
-	if k.a.failslab != nil && k.a.failslab.Active() {
-		k.allocProcs, k.groupProcs = 0, 0 // every allocation asks failslab
-		return
+	k.freeProcs = n
+	if k.initFree {
+		k.freeProcs = 0 // every free zeroes its object
 	}
-	if k.acct {
+	switch {
+	case k.initAlloc, k.a.failslab != nil && k.a.failslab.Active():
+		k.allocProcs, k.groupProcs = 0, 0 // every allocation zeroes or asks failslab
+	case k.acct:
 		k.allocProcs, k.groupProcs = 0, n
-	} else {
+	default:
 		k.allocProcs, k.groupProcs = n, 0
 	}
 }

@@ -57,9 +57,9 @@ func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 			return nil, err
 		}
 	}
-	if k.acct {
+	if k.acct || k.initAlloc {
 		for _, addr := range sh.objs[:sh.n] {
-			k.unchargeStale(addr) // a barn's sheaf may hold charged objects
+			k.taken(addr) // a barn's sheaf may hold charged (or used) objects
 		}
 	}
 	s := &Sheaf{n: sh.n, objs: sh.objs, c: c, k: k, sh: sh}
@@ -125,15 +125,19 @@ func (s *Sheaf) freeSlow(p unsafe.Pointer) {
 		k.a.invalidFree(s.c.name, addr, "double free (object on top of the prefilled sheaf)")
 		return
 	}
-	if k.acct && s.n < len(s.objs) {
-		// An accounted cache's free comes here with room (freeSize):
-		// the sheaf keeps it uncharged, as the inline path keeps others.
+	if (k.acct || k.initAlloc || k.initFree) && s.n < len(s.objs) {
+		// An accounted or zeroing cache's free comes here with room
+		// (freeSize): the sheaf keeps it uncharged (and zeroed), as the
+		// inline path keeps others.
 		h := k.hdrAt(addr)
 		if k.freelistHead(h.base, addr) {
 			k.a.invalidFree(s.c.name, addr, "double free (object heads its slab's freelist)")
 			return
 		}
 		k.uncharge(h, addr)
+		if k.initAlloc || k.initFree {
+			k.zeroObj(addr)
+		}
 		s.objs[s.n] = addr
 		s.n++
 		return

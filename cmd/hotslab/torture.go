@@ -80,7 +80,8 @@ func cmdTorture(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sys.Close()
-	a, err := slab.New(sys, &slab.Options{Logger: log, OnInvalidFree: func(f *slab.InvalidFree) {}})
+	// Shuffled slabs: torture's validations walk them.
+	a, err := slab.New(sys, &slab.Options{Logger: log, OnInvalidFree: func(f *slab.InvalidFree) {}, RandomOrder: true})
 	if err != nil {
 		return err
 	}
