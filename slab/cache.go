@@ -119,11 +119,11 @@ type kmemCache struct {
 	// freeProcs is fastProcs for the assembly's free path, 0 when frees
 	// must zero (initFree).
 	freeProcs int
-	sizeShift  uint    // log2(size) when size is a power of two
-	slabBytes  uintptr // objects*size
-	recip      uint64
-	objects    int // per slab
-	size       int // slot size
+	sizeShift uint    // log2(size) when size is a power of two
+	slabBytes uintptr // objects*size
+	recip     uint64
+	objects   int // per slab
+	size      int // slot size
 	// minObjects per slab of minOrder, the fallback geometry (hdrMin),
 	// in minSlabBytes.
 	minObjects   int
