@@ -41,6 +41,9 @@ func cacheAllocGo(c *Cache) (unsafe.Pointer, error) {
 	if err := k.shouldFail(c.name); err != nil {
 		return nil, err
 	}
+	if k.debug != 0 {
+		return c.allocDebug(-1, 0)
+	}
 	if !c.dead.Load() {
 		pc, _ := k.pin()
 		if pc != nil && pc.n > 0 {
@@ -87,7 +90,11 @@ func (c *Cache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 	if node == mem.NumaNoNode && gfp&ThisNode == 0 {
 		p, err = c.Alloc()
 	} else if err = k.shouldFail(c.name); err == nil {
-		p, err = c.allocNode(node, gfp)
+		if k.debug != 0 {
+			p, err = c.allocDebug(node, gfp&ThisNode)
+		} else {
+			p, err = c.allocNode(node, gfp)
+		}
 	}
 	if err == nil && gfp&Zero != 0 {
 		clear(unsafe.Slice((*byte)(p), k.objectSize.Load()))

@@ -74,6 +74,14 @@ type Options struct {
 	// point per slab: heap-layout attacks cannot predict neighbours.
 	// It costs only at slab creation. Off by default.
 	RandomOrder bool
+	// Debug is a slab_debug spec (ParseDebugSpec: "FZPU",
+	// "P,kmalloc-64;U,dentry*"): the debug flags it gives a cache are
+	// added to the cache's own at creation. Empty: the environment's
+	// HOTSLAB_SLAB_DEBUG, if set. A bad spec fails New with ErrInvalid.
+	Debug string
+	// OnDebugReport receives every problem a debug cache finds (default:
+	// the report's text is logged at Error level).
+	OnDebugReport func(*DebugReport)
 }
 
 // Allocator is a SLUB-style slab allocator over a mem.System: the
@@ -90,6 +98,9 @@ type Allocator struct {
 	sysfs SysfsHooks
 	// The hardening options (Options), fixed at New.
 	initOnAlloc, initOnFree, randomOrder bool
+	// The debug spec's rules and the report hook (debugspec.go).
+	debugRules []DebugRule
+	onDebug    func(*DebugReport)
 	// failslab and its cache-filter (failslab.go).
 	failslab       *fault.Attr
 	failslabFilter atomic.Bool
@@ -167,7 +178,14 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 		a.onInvalid = opts.OnInvalidFree
 		a.log = opts.Logger
 		a.initOnAlloc, a.initOnFree, a.randomOrder = opts.InitOnAlloc, opts.InitOnFree, opts.RandomOrder
+		a.onDebug = opts.OnDebugReport
 	}
+	rules, err := ParseDebugSpec(debugSpec(opts))
+	if err != nil {
+		owners.Delete(sys)
+		return nil, err
+	}
+	a.debugRules = rules
 	if a.log == nil {
 		a.log = slog.Default()
 	}

@@ -84,7 +84,6 @@ func TestNewCacheInvalid(t *testing.T) {
 		{"align3", 64, &CacheOptions{Align: 3}, "alignment 3"},
 		{"alignbig", 64, &CacheOptions{Align: 8192}, "alignment 8192"},
 		{"flags", 64, &CacheOptions{Flags: 1 << 30}, "unknown flags"},
-		{"debug", 64, &CacheOptions{Flags: Poison}, "debug flags"},
 		{"", 64, nil, "cache name"},
 		{"has space", 64, nil, "cache name"},
 		{"a/b", 64, nil, "cache name"},

@@ -21,6 +21,20 @@ func (c *Cache) AllocBulk(dst []unsafe.Pointer) error {
 	if err := k.shouldFail(c.name); err != nil {
 		return err
 	}
+	if k.debug != 0 {
+		for i := range dst {
+			p, err := c.allocDebug(-1, 0)
+			if err != nil {
+				for _, q := range dst[:i] {
+					c.Free(q)
+				}
+				clear(dst[:i])
+				return err
+			}
+			dst[i] = p
+		}
+		return nil
+	}
 	n := k.bulkFromSheaf(dst)
 	if k.acct || k.initAlloc {
 		defer func() {
@@ -69,6 +83,10 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 		return
 	}
 	k := c.c
+	if k.debug != 0 {
+		c.freeBulkSlow(objs, 0) // one by one, each checked
+		return
+	}
 	node := k.bulkNode(objs)
 	if k.initFree && node != -2 {
 		for _, p := range objs {

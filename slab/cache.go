@@ -25,16 +25,19 @@ const (
 	ReclaimAccount
 	// NoMerge keeps the cache from being merged (SLAB_NO_MERGE).
 	NoMerge
-	// ConsistencyChecks, RedZone, Poison and StoreUser are the debug
-	// flags (SLAB_CONSISTENCY_CHECKS, SLAB_RED_ZONE, SLAB_POISON,
-	// SLAB_STORE_USER). They make a cache unmergeable; their checks are
-	// not implemented yet and creating a cache with them fails.
+	// ConsistencyChecks (F), RedZone (Z), Poison (P), StoreUser (U) and
+	// Trace (T) are the debug flags (SLAB_CONSISTENCY_CHECKS,
+	// SLAB_RED_ZONE, SLAB_POISON, SLAB_STORE_USER, SLAB_TRACE), also
+	// set by Options.Debug's slab_debug spec. A debug cache is never
+	// merged and leaves the per-P layers: every allocation and free goes
+	// to its slab, checked (debug.go).
 	ConsistencyChecks
 	RedZone
 	Poison
 	StoreUser
+	Trace
 
-	debugFlags = ConsistencyChecks | RedZone | Poison | StoreUser
+	debugFlags = ConsistencyChecks | RedZone | Poison | StoreUser | Trace
 	validFlags = HWCacheAlign | Account | ReclaimAccount | NoMerge | debugFlags
 	// Flags that must be equal for two caches to merge (SLAB_MERGE_SAME).
 	mergeSame = Account | ReclaimAccount
@@ -166,6 +169,16 @@ type kmemCache struct {
 	// geometry (Options.RandomOrder), nil for the natural order.
 	initAlloc, initFree bool
 	perm, permMin       []uint32
+	// debug: the cache's debug flags (debug.go); metaOff: where an
+	// object's metadata starts (its state word / red zone, then the free
+	// pointer, then the tracks); debugSlabs (debugLock): the slabs, for
+	// alloc_calls and the profile; quarantined: damaged objects kept out
+	// of circulation.
+	debug       Flags
+	metaOff     uintptr
+	debugLock   lockdep.Mutex
+	debugSlabs  map[uintptr]struct{}
+	quarantined atomic.Int64
 
 	flushGen atomic.Uint64               // bumped by every flush of k
 	slowStat [NumStats]uint64            // slow-path events, atomic

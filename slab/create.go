@@ -47,12 +47,14 @@ func (a *Allocator) NewCache(name string, size int, opts *CacheOptions) (*Cache,
 	if o.Flags&^validFlags != 0 {
 		return nil, fmt.Errorf("slab: cache %q: unknown flags %#x: %w", name, uint32(o.Flags&^validFlags), ErrInvalid)
 	}
-	if o.Flags&debugFlags != 0 {
-		return nil, fmt.Errorf("slab: cache %q: debug flags are not supported yet: %w", name, ErrInvalid)
-	}
+	o.Flags |= a.debugFor(name)
 	align := calculateAlignment(o.Flags, o.Align, size)
 	slot := alignUp(max(size, MinAlign), align)
-	if o.Ctor != nil {
+	if o.Flags&debugFlags != 0 {
+		// The object, then its red zone / state word, its free pointer
+		// and, with StoreUser, its alloc and free tracks (debug.go).
+		slot = alignUp(alignUp(size, MinAlign)+debugMeta(o.Flags), align)
+	} else if o.Ctor != nil {
 		// The constructed state must survive a free: the free pointer
 		// goes after the object, as the kernel does for ctor caches.
 		slot = alignUp(alignUp(size, MinAlign)+MinAlign, align)
@@ -138,6 +140,14 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	}
 	if o.Ctor != nil {
 		k.fpOffset = uintptr(alignUp(size, MinAlign))
+	}
+	if o.Flags&debugFlags != 0 {
+		k.debug = o.Flags & debugFlags
+		k.metaOff = uintptr(alignUp(size, MinAlign))
+		k.fpOffset = k.metaOff + 8
+		k.debugLock.Init(debugLockClass)
+		k.debugSlabs = map[uintptr]struct{}{}
+		k.freeSize = 0 // no inline free: every free is checked
 	}
 	k.fastMask = ^uintptr(0)
 	// A power of two's mask alone validates an offset only when objects

@@ -34,6 +34,10 @@ func cacheFreeGo(c *Cache, p unsafe.Pointer) {
 		c.badFree(addr)
 		return
 	}
+	if k.debug != 0 {
+		c.freeDebug(h, addr)
+		return
+	}
 	if k.freelistHead(h.base, addr) {
 		k.a.invalidFree(c.name, addr, "double free (object heads its slab's freelist)")
 		return

@@ -59,6 +59,9 @@ func (c *Cache) NewMagazine(size int) (*Magazine, error) {
 	if size == 0 {
 		size = k.sheafCap
 	}
+	if k.debug != 0 {
+		return nil, fmt.Errorf("slab: cache %q: a debug cache has no magazines (its objects are checked at every free): %w", c.name, ErrInvalid)
+	}
 	if size < 2 || size > 1<<16 {
 		return nil, fmt.Errorf("slab: cache %q: magazine size %d not in 2..65536: %w", c.name, size, ErrInvalid)
 	}

@@ -177,7 +177,7 @@ func (gc GroupCache) reuse() unsafe.Pointer {
 // parent's.
 func groupReuseGo(c *Cache, tid *atomic.Uint32) unsafe.Pointer {
 	k := c.c
-	if !k.acct || c.dead.Load() {
+	if !k.acct || k.debug != 0 || c.dead.Load() {
 		return nil
 	}
 	var p unsafe.Pointer

@@ -308,6 +308,9 @@ func (k *kmemCache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 			j = int(perm[(start+i)%objects])
 		}
 		obj := addr + uintptr(j*k.size)
+		if k.debug != 0 {
+			k.debugInit(obj)
+		}
 		if k.ctor != nil {
 			k.ctor(ptr(obj))
 		}
@@ -317,6 +320,11 @@ func (k *kmemCache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 	if k.acct {
 		k.clearObjExts(addr, objects, uintptr(objects*k.size))
 	}
+	if k.debug != 0 {
+		k.debugLock.Lock()
+		k.debugSlabs[addr] = struct{}{}
+		k.debugLock.Unlock()
+	}
 	atomic.StoreUint32(&s.freelist, uint32(next-addr)+1) // the first object of the (shuffled) order
 	return s, nil
 }
@@ -324,6 +332,11 @@ func (k *kmemCache) newSlab(node int, gfp mem.GFP) (*slabHdr, error) {
 // discardSlab gives an empty slab's pages back (FreePages clears the
 // headers). Kernel: discard_slab().
 func (k *kmemCache) discardSlab(s *slabHdr) {
+	if k.debug != 0 {
+		k.debugLock.Lock()
+		delete(k.debugSlabs, s.base)
+		k.debugLock.Unlock()
+	}
 	if err := k.a.sys.FreePages(s.base, k.orderOf(s)); err != nil {
 		k.a.log.Error("slab: freeing slab pages", "cache", k.name, "addr", s.base, "err", err)
 	}

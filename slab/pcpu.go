@@ -157,7 +157,12 @@ func (k *kmemCache) setFastProcs(n int) {
 	if k.initFree {
 		k.freeProcs = 0 // every free zeroes its object
 	}
+	if k.debug != 0 {
+		k.freeProcs = 0
+	}
 	switch {
+	case k.debug != 0:
+		k.allocProcs, k.groupProcs = 0, 0 // debug caches leave the per-P layers
 	case k.initAlloc, k.a.failslab != nil && k.a.failslab.Active():
 		k.allocProcs, k.groupProcs = 0, 0 // every allocation zeroes or asks failslab
 	case k.acct:

@@ -36,6 +36,9 @@ func (c *Cache) PrefillSheaf(n int) (*Sheaf, error) {
 	if n <= 0 || n > 1<<16 {
 		return nil, fmt.Errorf("slab: cache %q: sheaf size %d not in 1..65536: %w", c.name, n, ErrInvalid)
 	}
+	if k.debug != 0 {
+		return nil, fmt.Errorf("slab: cache %q: a debug cache has no sheaves (its objects are checked at every free): %w", c.name, ErrInvalid)
+	}
 	if err := c.acquire(); err != nil {
 		return nil, err
 	}
