@@ -108,13 +108,13 @@ func TestDebugCatches(t *testing.T) {
 
 func TestParseDebugSpec(t *testing.T) {
 	for spec, want := range map[string][]DebugRule{
-		"":                 nil,
-		"FZPU":             {{Flags: ConsistencyChecks | RedZone | Poison | StoreUser}},
-		"p,kmalloc-64":     {{Flags: Poison, Caches: []string{"kmalloc-64"}}},
-		",dentry":          {{Flags: ConsistencyChecks | RedZone | Poison | StoreUser, Caches: []string{"dentry"}}},
-		"FZ,a*,b;U,c":      {{Flags: ConsistencyChecks | RedZone, Caches: []string{"a*", "b"}}, {Flags: StoreUser, Caches: []string{"c"}}},
-		"-":                {{}},
-		"T":                {{Flags: Trace}},
+		"":             nil,
+		"FZPU":         {{Flags: ConsistencyChecks | RedZone | Poison | StoreUser}},
+		"p,kmalloc-64": {{Flags: Poison, Caches: []string{"kmalloc-64"}}},
+		",dentry":      {{Flags: ConsistencyChecks | RedZone | Poison | StoreUser, Caches: []string{"dentry"}}},
+		"FZ,a*,b;U,c":  {{Flags: ConsistencyChecks | RedZone, Caches: []string{"a*", "b"}}, {Flags: StoreUser, Caches: []string{"c"}}},
+		"-":            {{}},
+		"T":            {{Flags: Trace}},
 	} {
 		got, err := ParseDebugSpec(spec)
 		if err != nil || len(got) != len(want) {
