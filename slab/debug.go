@@ -93,13 +93,29 @@ func (k *kmemCache) poison(addr uintptr) {
 	b[len(b)-1] = poisonEnd
 }
 
-// record stores the calling stack in addr's alloc or free track.
+// record stores the calling stack in addr's alloc or free track, from
+// the first frame outside the allocator (its caller's).
 func (k *kmemCache) record(addr uintptr, free bool) {
 	t := k.track(addr, free)
-	var pcs [trackPCs]uintptr
-	n := runtime.Callers(4, pcs[:])
-	copy(t, pcs[:n])
-	clear(t[n:trackPCs])
+	var pcs [trackPCs + 16]uintptr
+	n := runtime.Callers(3, pcs[:])
+	skip := 0
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		f, more := frames.Next()
+		if !strings.HasPrefix(f.Function, "github.com/hotslab/hotslab/slab.") || strings.HasSuffix(f.File, "_test.go") {
+			break
+		}
+		skip++
+		if !more {
+			break
+		}
+	}
+	if skip >= n {
+		skip = 0
+	}
+	m := copy(t[:trackPCs], pcs[skip:n])
+	clear(t[m:trackPCs])
 	t[trackPCs] = uintptr(time.Now().UnixNano())
 	t[trackPCs+1] = uintptr(goid.Get())
 	t[trackPCs+2] = uintptr(procID())
@@ -148,7 +164,7 @@ func (c *Cache) allocDebug(node int, gfp GFP) (unsafe.Pointer, error) {
 		}
 		if p := k.checkTaken(addr); p != "" && k.debug&(ConsistencyChecks|RedZone|Poison) != 0 {
 			k.report(p, addr)
-			k.quarantined.Add(1)
+			k.quarantine(addr)
 			continue // quarantined: it stays allocated, never handed out
 		}
 		*k.state(addr) = redActive
@@ -183,7 +199,7 @@ func (c *Cache) freeDebug(h *slabHdr, addr uintptr) {
 		return
 	default:
 		k.report("Redzone overwritten", addr)
-		k.quarantined.Add(1)
+		k.quarantine(addr)
 		return
 	}
 	if k.debug&StoreUser != 0 {
@@ -199,6 +215,14 @@ func (c *Cache) freeDebug(h *slabHdr, addr uintptr) {
 	}
 	*k.state(addr) = redInactive
 	k.freeToSlab(c.name, int(h.node), h.base, addr)
+}
+
+// quarantine takes a damaged object out of circulation: it stays
+// allocated for good, its red zone restored (the kernel's restore_bytes),
+// so that validation sees a consistent, if lost, object.
+func (k *kmemCache) quarantine(addr uintptr) {
+	*k.state(addr) = redActive
+	k.quarantined.Add(1)
 }
 
 // report reports a problem at addr in the kernel's shape.

@@ -2,6 +2,10 @@ package slab
 
 import (
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -132,4 +136,113 @@ func TestParseDebugSpec(t *testing.T) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
+}
+
+//go:noinline
+func allocHere(c *Cache, n int) []unsafe.Pointer {
+	var out []unsafe.Pointer
+	for i := 0; i < n; i++ {
+		p, _ := c.Alloc()
+		out = append(out, p)
+	}
+	return out
+}
+
+//go:noinline
+func allocThere(c *Cache, n int) []unsafe.Pointer { return allocHere(c, n) }
+
+// The live objects of a StoreUser cache by allocation site: alloc_calls
+// and a pprof profile that go tool pprof reads.
+func TestLiveObjectProfile(t *testing.T) {
+	e, _ := newDebugEnv(t, "U,prof-*")
+	c := e.cache("prof-100", 100, nil)
+	a := allocHere(c, 30)
+	b := allocThere(c, 12)
+	calls := c.Calls(false)
+	lines := strings.Split(strings.TrimSpace(calls), "\n")
+	if len(lines) != 1 || !strings.Contains(calls, "allocHere") || !strings.HasPrefix(strings.TrimSpace(lines[0]), "42 ") {
+		t.Errorf("alloc_calls:\n%s", calls)
+	}
+	for _, p := range b {
+		c.Free(p)
+	}
+	if fc := c.Calls(true); !strings.Contains(fc, "TestLiveObjectProfile") {
+		t.Errorf("free_calls:\n%s", fc)
+	}
+	path := filepath.Join(t.TempDir(), "heap.pb.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.a.WriteHeapProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out, err := exec.Command(goBin, "tool", "pprof", "-top", "-unit=B", "-sample_index=inuse_space", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go tool pprof: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "allocHere") || !strings.Contains(string(out), "3000B") {
+		t.Errorf("pprof -top:\n%s", out)
+	}
+	for _, p := range a {
+		c.Free(p)
+	}
+}
+
+// Validate of a debug cache checks every object of its partial slabs.
+func TestValidateDebug(t *testing.T) {
+	e, _ := newDebugEnv(t, "FZP,vd")
+	c := e.cache("vd", 64, nil)
+	objs := allocHere(c, 10)
+	c.Free(objs[3])
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	*(*byte)(unsafe.Add(objs[3], 5)) = 1 // a free object written
+	if err := c.Validate(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "Poison overwritten") {
+		t.Fatalf("a written free object: %v", err)
+	}
+	*(*byte)(unsafe.Add(objs[3], 5)) = poisonFree
+	*(*byte)(unsafe.Add(objs[4], 64)) = 1 // an allocated object's red zone
+	if err := c.Validate(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "Redzone overwritten") {
+		t.Fatalf("a red zone written: %v", err)
+	}
+	*(*byte)(unsafe.Add(objs[4], 64)) = 0xcc
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range objs {
+		if i != 3 {
+			c.Free(p)
+		}
+	}
+}
+
+// FuzzParseDebugSpec: a spec parses to rules whose flags are debug flags
+// and whose names are cache names, or to EINVAL; it never panics.
+func FuzzParseDebugSpec(f *testing.F) {
+	for _, s := range []string{"FZPU", "P,kmalloc-64", "FZ,a*,b;U,c", "-", "", ";", "X", "F,", "t,x*"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		rules, err := ParseDebugSpec(spec)
+		if err != nil {
+			if !errors.Is(err, syscall.EINVAL) {
+				t.Fatalf("%q: %v", spec, err)
+			}
+			return
+		}
+		for _, r := range rules {
+			if r.Flags&^debugFlags != 0 {
+				t.Fatalf("%q: flags %#x", spec, r.Flags)
+			}
+			for _, c := range r.Caches {
+				if c == "" || strings.ContainsAny(c, ",;") {
+					t.Fatalf("%q: cache %q", spec, c)
+				}
+			}
+		}
+	})
 }

@@ -80,6 +80,12 @@ func (ci *CacheInfo) SetFailslab(on bool) { ci.cache.failslab.Store(on) }
 // Failslab reports the cache's failslab mark.
 func (ci *CacheInfo) Failslab() bool { return ci.cache.failslab.Load() }
 
+// Calls is Cache.Calls for the underlying cache, and whether the cache
+// tracks calls at all (StoreUser).
+func (ci *CacheInfo) Calls(free bool) (string, bool) {
+	return ci.cache.calls(free), ci.cache.debug&StoreUser != 0
+}
+
 // Shrink shrinks the cache, as Cache.Shrink: it takes slab_flush_lock,
 // never slab_mutex (what the sysfs shrink attribute may call).
 func (ci *CacheInfo) Shrink() { ci.cache.shrink() }

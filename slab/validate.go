@@ -59,6 +59,31 @@ func (k *kmemCache) validate(name string) error {
 	return nil
 }
 
+// validateDebugSlab checks every object of a debug cache's slab (list_lock
+// held): a free one must be marked free with its poison intact, an
+// allocated one marked allocated with its red zone intact. Kernel:
+// validate_slab() → check_object().
+func (k *kmemCache) validateDebugSlab(s *slabHdr, objects int) string {
+	onFreelist := map[uintptr]bool{}
+	if s.freelist != 0 {
+		for obj := s.base + uintptr(s.freelist-1); obj != 0 && len(onFreelist) < objects; obj = k.getFree(obj) {
+			onFreelist[obj] = true
+		}
+	}
+	for i := 0; i < objects; i++ {
+		addr := s.base + uintptr(i*k.size)
+		st := *k.state(addr)
+		if onFreelist[addr] {
+			if p := k.checkTaken(addr); p != "" {
+				return fmt.Sprintf("object %#x: %s", addr, p)
+			}
+		} else if st != redActive && st != redInactive {
+			return fmt.Sprintf("object %#x: Redzone overwritten", addr)
+		}
+	}
+	return ""
+}
+
 // validateSlab checks one slab (list_lock held) and describes the first
 // problem, or returns "". Kernel: check_slab() and on_freelist().
 func (k *kmemCache) validateSlab(s *slabHdr) string {
@@ -89,6 +114,9 @@ func (k *kmemCache) validateSlab(s *slabHdr) string {
 	}
 	if free+int(s.inuse) != objects {
 		return fmt.Sprintf("Wrong object count: %d free + %d in use, %d objects", free, s.inuse, objects)
+	}
+	if k.debug != 0 {
+		return k.validateDebugSlab(s, objects)
 	}
 	return ""
 }

@@ -118,7 +118,20 @@ func (v *slabView) CacheAdded(ci slab.CacheInfo) {
 	ro("red_zone", func() string { return boolAttr(fl&slab.RedZone != 0) })
 	ro("poison", func() string { return boolAttr(fl&slab.Poison != 0) })
 	ro("store_user", func() string { return boolAttr(fl&slab.StoreUser != 0) })
-	ro("trace", func() string { return "0\n" })
+	ro("trace", func() string { return boolAttr(fl&slab.Trace != 0) })
+	for _, name := range []string{"alloc_calls", "free_calls"} {
+		free := name == "free_calls"
+		_, _ = d.AddFile(name, 0o400, Attr{Show: func() (string, error) {
+			s, tracked := ci.Calls(free)
+			if !tracked {
+				return "", fmt.Errorf("%s: the cache does not track calls (StoreUser): %w", name, syscall.ENOSYS)
+			}
+			if s == "" {
+				return "No data\n", nil
+			}
+			return s, nil
+		}}, ActiveClass("slab/"+name))
+	}
 	for st := slab.Stat(0); st < slab.NumStats; st++ {
 		st := st
 		num(st.String(), func(s slab.CacheStats) int64 { return int64(s.Counters[st]) })

@@ -217,3 +217,42 @@ func TestShrinkMustNotTakeSlabMutex(t *testing.T) {
 		t.Fatalf("a shrink taking slab_mutex was not reported: %v", got)
 	}
 }
+
+// alloc_calls and free_calls of a StoreUser cache list the call sites;
+// other caches answer ENOSYS, as the kernel's do.
+func TestSlabCallsFiles(t *testing.T) {
+	sys, err := mem.New(mem.Config{Nodes: 2, BlockSize: 2 << 20, InitialPerNode: 4 << 20, MaxBlocks: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	a, err := slab.New(sys, &slab.Options{Debug: "U,tracked"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	tree := sysfs.NewTree()
+	stop, err := sysfs.AddSlab(tree, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	c, _ := a.NewCache("tracked", 80, nil)
+	var objs []unsafe.Pointer
+	for range 5 {
+		p, _ := c.Alloc()
+		objs = append(objs, p)
+	}
+	if got := readNode(t, tree, "sys/kernel/slab/tracked/alloc_calls"); !strings.Contains(got, "      5 ") || !strings.Contains(got, "TestSlabCallsFiles") {
+		t.Errorf("alloc_calls %q", got)
+	}
+	if got := readNode(t, tree, "sys/kernel/slab/tracked/store_user"); got != "1\n" {
+		t.Errorf("store_user %q", got)
+	}
+	if _, err := tree.Root().Walk("sys/kernel/slab/:0000064/alloc_calls").Read(); !errors.Is(err, syscall.ENOSYS) {
+		t.Errorf("alloc_calls of an untracked cache: %v", err)
+	}
+	for _, p := range objs {
+		c.Free(p)
+	}
+}
