@@ -68,6 +68,14 @@
 //	typed.go      Typed[T], AllocBytes
 //	stats.go      counters; slabinfo.go: /proc/slabinfo
 //	errors.go     the error sentinels, InvalidFree
+//	memcg.go      accounting: ObjCgroup vectors, Cache.In, kept charges
+//	sysfs.go      SysfsHooks: the views told of caches (slab_mutex)
+//	validate.go   Cache.Validate
+//	failslab.go   failslab fault injection
+//	harden.go     InitOnAlloc, InitOnFree, RandomOrder
+//	debug.go      debug caches (F, Z, P, U, T), reports, quarantine;
+//	              debugspec.go: slab_debug; profile.go: the live-object
+//	              profile and alloc_calls/free_calls
 //	fast_*.go/.s  the assembly fast paths and their Go fallback
 //
 // # Locks, outermost first
@@ -82,6 +90,9 @@
 //	                  node counters
 //	&barn->lock       cacheNode.barnLock: the barn's sheaf lists (leaf; never
 //	                  held with list_lock)
+//	slab_debug_lock   kmemCache.debugLock: a debug cache's slab set (leaf;
+//	                  taken in newSlab and discardSlab, and by the
+//	                  profile's walk with nothing else held)
 //	slab_open_lock    Allocator.openMu: the prefilled sheaves and magazines
 //	                  out (leaf; Close takes it inside slab_mutex)
 //	zone lock (mem)   taken inside mem.AllocPages/FreePages, which slab

@@ -163,7 +163,8 @@ func BenchmarkHardening(b *testing.B) {
 		name string
 		o    Options
 	}{{"default", Options{}}, {"init_on_alloc", Options{InitOnAlloc: true}},
-		{"init_on_free", Options{InitOnFree: true}}, {"random_order", Options{RandomOrder: true}}} {
+		{"init_on_free", Options{InitOnFree: true}}, {"random_order", Options{RandomOrder: true}},
+		{"debug_FZP", Options{Debug: "FZP,h64"}}, {"debug_FZPU", Options{Debug: "FZPU,h64"}}} {
 		b.Run(v.name, func(b *testing.B) {
 			e := newHardened(b, v.o)
 			c := e.cache("h64", 64, &CacheOptions{Flags: NoMerge})
