@@ -80,12 +80,17 @@ func cmdTorture(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sys.Close()
-	// Shuffled slabs: torture's validations walk them.
-	a, err := slab.New(sys, &slab.Options{Logger: log, OnInvalidFree: func(f *slab.InvalidFree) {}, RandomOrder: true})
+	// Shuffled slabs (torture's validations walk them), and one debug
+	// cache (F, Z, P: every operation checked), whose every report is a
+	// violation.
+	var tref *torture
+	a, err := slab.New(sys, &slab.Options{Logger: log, OnInvalidFree: func(f *slab.InvalidFree) {}, RandomOrder: true,
+		Debug: "FZP,torture-4", OnDebugReport: func(r *slab.DebugReport) { tref.violation("%s", r.Text) }})
 	if err != nil {
 		return err
 	}
 	t := &torture{sys: sys, a: a, tree: sysfs.NewTree(), seed: seed}
+	tref = t
 	var stops []func()
 	for _, add := range []func() (func(), error){
 		func() (func(), error) { return sysfs.AddMemory(t.tree, sys) },
@@ -268,7 +273,12 @@ func (t *torture) worker(ctx context.Context, r *rand.Rand, w int) {
 	bulk := make([]unsafe.Pointer, 16)
 	tag := uint64(w)<<48 | 1
 	for i := 0; ctx.Err() == nil; i++ {
-		c := t.caches[r.IntN(len(t.caches))]
+		// The last cache is the debug one: slow (every operation to the
+		// slab, checked), so picked one time in 64.
+		c := t.caches[r.IntN(len(t.caches)-1)]
+		if r.IntN(64) == 0 {
+			c = t.caches[len(t.caches)-1]
+		}
 		size := c.ObjectSize() &^ 7
 		tag++
 		var p unsafe.Pointer
@@ -289,7 +299,10 @@ func (t *torture) worker(ctx context.Context, r *rand.Rand, w int) {
 		case op == 6:
 			m := mags[c]
 			if m == nil {
-				if m, err = c.NewMagazine(0); err != nil {
+				if m, err = c.NewMagazine(0); errors.Is(err, slab.ErrInvalid) {
+					p, err = c.Alloc() // a debug cache has no magazines
+					break
+				} else if err != nil {
 					break
 				}
 				mags[c] = m
