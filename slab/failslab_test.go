@@ -171,3 +171,38 @@ func freePages(s mem.Stats) (n int64) {
 	}
 	return n
 }
+
+// A charge refused at memory.max rolls back: the object goes back, the
+// group's and its ancestors' counters are as they were.
+func TestChargeFailureRollsBack(t *testing.T) {
+	e := newEnv(t, memCfg())
+	c := e.cache("cf", 512, &CacheOptions{Flags: NoMerge | Account})
+	p, _ := e.a.Memcg().Root().Create("p")
+	g, _ := p.Create("g")
+	if err := g.SetMax(8 << 10); err != nil {
+		t.Fatal(err)
+	}
+	var objs []unsafe.Pointer
+	for {
+		o, err := c.In(g).Alloc()
+		if err != nil {
+			break
+		}
+		objs = append(objs, o)
+	}
+	e.a.Memcg().Drain()
+	before := [4]int64{c.Stats().ActiveObjects(), g.Current(), p.Current(), e.a.Memcg().Root().Current()}
+	for i := 0; i < 5; i++ {
+		if _, err := c.In(g).Alloc(); !errors.Is(err, syscall.ENOMEM) {
+			t.Fatalf("at the max: %v", err)
+		}
+	}
+	e.a.Memcg().Drain()
+	after := [4]int64{c.Stats().ActiveObjects(), g.Current(), p.Current(), e.a.Memcg().Root().Current()}
+	if before != after {
+		t.Errorf("failed charges changed objects/current: %v -> %v", before, after)
+	}
+	for _, o := range objs {
+		c.Free(o)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -525,5 +526,67 @@ func TestFaultInjectionFiles(t *testing.T) {
 	}
 	if got := r(fp + "times"); got != "0\n" {
 		t.Errorf("times after its one failure: %q", got)
+	}
+}
+
+// snapshot is what a failed hotplug operation must leave as it was.
+type snapshot struct {
+	stats  mem.Stats
+	blocks []mem.BlockInfo
+	masks  string
+}
+
+func takeSnapshot(t *testing.T, e *memEnv) snapshot {
+	t.Helper()
+	e.sys.DrainPages()
+	st := e.sys.Stats()
+	st.Allocs, st.Frees, st.ReportedBytes = 0, 0, 0 // activity, not state
+	for i := range st.Zones {
+		st.Zones[i].PerPFree, st.Zones[i].Reported = 0, 0
+	}
+	return snapshot{stats: st, blocks: e.sys.Blocks(),
+		masks: e.read(t, "sys/devices/system/node/has_memory") + e.read(t, "sys/devices/system/node/has_normal_memory")}
+}
+
+// Every injected failure of an online or offline rolls back completely:
+// the blocks, the zones' and nodes' counters and the node masks are as
+// they were before.
+func TestInjectedFailuresRollBack(t *testing.T) {
+	e := newMemEnv(t)
+	stop, err := sysfs.AddNotifierErrorInject(e.tree, e.sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	ctx := context.Background()
+	inj := "sys/kernel/debug/notifier-error-inject/memory/actions/"
+	st := e.node(t, memDir+"/memory"+itoa(e.offline)+"/state")
+	for _, c := range []struct {
+		event, word string
+		errno       syscall.Errno
+	}{
+		{"MEM_GOING_ONLINE", "online_kernel", syscall.EBUSY},
+		{"MEM_GOING_ONLINE", "online_movable", syscall.ENOMEM},
+		{"MEM_GOING_OFFLINE", "offline", syscall.EIO},
+	} {
+		if c.event == "MEM_GOING_OFFLINE" {
+			if err := st.Write(ctx, "online_movable"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := takeSnapshot(t, e)
+		if err := e.node(t, inj+c.event+"/error").Write(ctx, itoa(-int(c.errno))); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Write(ctx, c.word); !errors.Is(err, c.errno) {
+			t.Fatalf("%s with %s failing: %v", c.word, c.event, err)
+		}
+		after := takeSnapshot(t, e)
+		if !reflect.DeepEqual(before, after) {
+			t.Errorf("%s failing changed the system:\nbefore %+v\nafter  %+v", c.event, before, after)
+		}
+		if err := e.node(t, inj+c.event+"/error").Write(ctx, "0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
