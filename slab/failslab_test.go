@@ -191,14 +191,15 @@ func TestChargeFailureRollsBack(t *testing.T) {
 		objs = append(objs, o)
 	}
 	e.a.Memcg().Drain()
-	before := [4]int64{c.Stats().ActiveObjects(), g.Current(), p.Current(), e.a.Memcg().Root().Current()}
+	active := func() int64 { st := c.Stats(); return st.ActiveObjects() }
+	before := [4]int64{active(), g.Current(), p.Current(), e.a.Memcg().Root().Current()}
 	for i := 0; i < 5; i++ {
 		if _, err := c.In(g).Alloc(); !errors.Is(err, syscall.ENOMEM) {
 			t.Fatalf("at the max: %v", err)
 		}
 	}
 	e.a.Memcg().Drain()
-	after := [4]int64{c.Stats().ActiveObjects(), g.Current(), p.Current(), e.a.Memcg().Root().Current()}
+	after := [4]int64{active(), g.Current(), p.Current(), e.a.Memcg().Root().Current()}
 	if before != after {
 		t.Errorf("failed charges changed objects/current: %v -> %v", before, after)
 	}
