@@ -125,12 +125,20 @@ func (a *Attr) SetVerbose(n int) error {
 	return nil
 }
 
-// Probability, Interval, Times, Space and Verbose return the knobs.
+// Probability returns the failure probability in percent.
 func (a *Attr) Probability() int { return int(a.probability.Load()) }
-func (a *Attr) Interval() int64  { return a.interval.Load() }
-func (a *Attr) Times() int64     { return a.times.Load() }
-func (a *Attr) Space() int64     { return a.space.Load() }
-func (a *Attr) Verbose() int     { return int(a.verbose.Load()) }
+
+// Interval returns the interval (only every Interval-th call may fail).
+func (a *Attr) Interval() int64 { return a.interval.Load() }
+
+// Times returns how many failures may still happen (-1: unlimited).
+func (a *Attr) Times() int64 { return a.times.Load() }
+
+// Space returns the bytes still let through before any failure.
+func (a *Attr) Space() int64 { return a.space.Load() }
+
+// Verbose returns the verbosity of the failure log.
+func (a *Attr) Verbose() int { return int(a.verbose.Load()) }
 
 // Failures returns how many operations the Attr failed.
 func (a *Attr) Failures() uint64 { return a.failures.Load() }
