@@ -246,3 +246,21 @@ func FuzzParseDebugSpec(f *testing.F) {
 		}
 	})
 }
+
+// Validate of a debug cache reaches full slabs too.
+func TestValidateDebugFullSlab(t *testing.T) {
+	e, _ := newDebugEnv(t, "FZ,vf")
+	c := e.cache("vf", 1024, nil)
+	objs := allocHere(c, 64) // several full slabs
+	*(*byte)(unsafe.Add(objs[40], 1024)) = 7
+	if err := c.Validate(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "Redzone overwritten") {
+		t.Fatalf("a red zone written in a full slab: %v", err)
+	}
+	*(*byte)(unsafe.Add(objs[40], 1024)) = 0xcc
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range objs {
+		c.Free(p)
+	}
+}

@@ -12,8 +12,9 @@ import (
 var ErrCorrupt = errors.New("slab metadata corrupted")
 
 // Validate flushes the cache's per-P sheaves and checks every slab on
-// its nodes' partial lists, as the kernel's validate_slab_cache() does
-// for a cache without debug flags: the slab header (cache, base, objects
+// its nodes' partial lists — and, for a debug cache, every slab it has,
+// full ones too, and every object in each (its red zone, and its poison
+// if free) — as the kernel's validate_slab_cache() does: the slab header (cache, base, objects
 // in use), its freelist (every entry an object of the slab, no loop, in
 // use plus free equal to the slab's objects) and the node's counts. It
 // returns nil or an error wrapping ErrCorrupt naming the first problem
@@ -50,6 +51,33 @@ func (k *kmemCache) validate(name string) error {
 			problems = append(problems, fmt.Sprintf("node %d: counts slabs %d objects %d free %d partial %d", n, cn.nrSlabs, cn.nrObjs, cn.nrFree, cn.partial.n))
 		}
 		cn.listLock.Unlock()
+	}
+	if k.debug != 0 {
+		// A debug cache knows all its slabs, full ones too: every
+		// object of every slab is checked.
+		k.debugLock.Lock()
+		bases := make([]uintptr, 0, len(k.debugSlabs))
+		for b := range k.debugSlabs {
+			bases = append(bases, b)
+		}
+		k.debugLock.Unlock()
+		for _, base := range bases {
+			h := k.hdrAt(base)
+			if h == nil {
+				continue
+			}
+			cn := k.nodes[h.node].Load()
+			if cn == nil {
+				continue
+			}
+			cn.listLock.Lock()
+			if h.cache == k.id && h.base == base && !h.onList { // partial ones were checked above
+				if p := k.validateSlab(h); p != "" {
+					problems = append(problems, fmt.Sprintf("node %d slab %#x: %s", h.node, base, p))
+				}
+			}
+			cn.listLock.Unlock()
+		}
 	}
 	if len(problems) > 0 {
 		err := fmt.Errorf("slab: validate %s: %s (%d problems): %w", name, problems[0], len(problems), ErrCorrupt)
