@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,11 +63,23 @@ func cmdTorture(args []string, stdout, stderr io.Writer) error {
 	dur := fs.Duration("duration", 30*time.Second, "how long to run")
 	seedFlag := fs.Uint64("seed", 0, "random seed (0: from the clock; printed, to reproduce a run)")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "allocating goroutines")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
 	if fs.NArg() > 0 || *dur <= 0 || *workers < 1 {
 		return usageError{"torture: usage: hotslab torture [-duration D] [-seed N] [-workers N]"}
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	seed := *seedFlag
 	if seed == 0 {
