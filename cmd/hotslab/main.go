@@ -71,6 +71,9 @@ type Config struct {
 	Workers         int            `json:"workers"`
 	Caches          []CacheConfig  `json:"caches"`
 	Tenants         []TenantConfig `json:"tenants"`
+	// SlabDebug is a slab_debug spec (slab.ParseDebugSpec), e.g.
+	// "FZP,dentry"; the environment's HOTSLAB_SLAB_DEBUG when empty.
+	SlabDebug string `json:"slab_debug"`
 }
 
 // TenantConfig describes a memcg tenant: a group under the root with

@@ -18,7 +18,7 @@ import (
 func TestMain(m *testing.M) { lockdeptest.Main(m) }
 
 func TestRunSmall(t *testing.T) {
-	cfg := `{"block_size":"2M","initial_per_node":"4M","duration":"700ms","report_interval":"300ms","hotplug_interval":"20ms"}`
+	cfg := `{"block_size":"2M","initial_per_node":"4M","duration":"700ms","report_interval":"300ms","hotplug_interval":"20ms","slab_debug":"FZPU,dentry"}`
 	path := filepath.Join(t.TempDir(), "c.json")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -44,6 +44,7 @@ func TestRunBadInput(t *testing.T) {
 		"unknown": `{"nodez":2}`,
 		"flag":    `{"caches":[{"name":"x","size":8,"flags":["bogus"]}]}`,
 		"cache":   `{"caches":[{"name":"x","size":0}]}`,
+		"debug":   `{"slab_debug":"Q,x"}`,
 	} {
 		path := filepath.Join(dir, name+".json")
 		os.WriteFile(path, []byte(cfg), 0o644)

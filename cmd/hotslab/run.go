@@ -115,7 +115,7 @@ func cmdRunCtx(parent context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer sys.Close()
-	a, err := slab.New(sys, &slab.Options{Logger: log})
+	a, err := slab.New(sys, &slab.Options{Logger: log, Debug: cfg.SlabDebug})
 	if err != nil {
 		return err
 	}
