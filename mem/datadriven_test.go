@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -465,6 +466,10 @@ func (e *ddEnv) cmd(t testing.TB, td *datadriven.TestData) string {
 }
 
 func TestDataDriven(t *testing.T) {
+	// One P: a scenario's order-0 pages come from, and go back to, one
+	// per-P list, whatever P the test goroutine would otherwise move to
+	// (the reporting scenario's counts depend on it).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		e := &ddEnv{}
 		defer func() {
