@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"testing"
 )
@@ -61,6 +63,10 @@ func procStatusKB(field string) int64 {
 var rssTestSink []byte
 
 func TestRSSBytes(t *testing.T) {
+	// A run before this one (-count) may have left resident heap pages
+	// the new allocation would reuse without faulting: give them back.
+	runtime.GC()
+	debug.FreeOSMemory()
 	before := rssBytes()
 	if before <= 0 {
 		t.Skipf("rssBytes unavailable (%d)", before)
