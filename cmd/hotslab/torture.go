@@ -599,7 +599,7 @@ func (t *torture) injectLoop(ctx context.Context, r *rand.Rand) {
 	for ctx.Err() == nil {
 		n := t.tree.Root().Walk("sys/kernel/debug/notifier-error-inject/memory/actions/" + files[r.IntN(2)] + "/error")
 		v := "0"
-		if r.IntN(4) == 0 {
+		if r.IntN(16) == 0 { // on a sixteenth of the time: most transitions must get through
 			v = []string{"-16", "-12", "-5"}[r.IntN(3)]
 		}
 		if err := n.Write(ctx, v); err != nil {
