@@ -60,16 +60,27 @@ var ErrInvalid = syscall.EINVAL
 // Name returns the Attr's name.
 func (a *Attr) Name() string { return a.name }
 
-// OnChange sets f, called (outside any lock) whenever the Attr turns
-// active or inactive: a guarded fast path that cannot check ShouldFail
-// itself steps aside while it is active.
+// OnChange sets f, called whenever the Attr turns active or inactive —
+// from the setter, or from the ShouldFail whose failure used up times,
+// with whatever locks that caller holds (the Attr itself holds none): a
+// guarded fast path that cannot check ShouldFail itself steps aside while
+// it is active.
 func (a *Attr) OnChange(f func(active bool)) { a.onChange.Store(&f) }
 
+// update recomputes active from the knobs, and again after a change it
+// made, so that a setter racing with the last failure (times 1 → 0) leaves
+// active as the knobs say, not as the loser read them.
 func (a *Attr) update() {
-	on := a.probability.Load() > 0 && a.times.Load() != 0
-	if a.active.Swap(on) != on {
-		if f := a.onChange.Load(); f != nil {
-			(*f)(on)
+	for {
+		on := a.probability.Load() > 0 && a.times.Load() != 0
+		old := a.active.Load()
+		if old == on {
+			return
+		}
+		if a.active.CompareAndSwap(old, on) {
+			if f := a.onChange.Load(); f != nil {
+				(*f)(on)
+			}
 		}
 	}
 }

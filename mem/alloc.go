@@ -41,7 +41,8 @@ const (
 // read-modify-write, no lock. It never takes mem_hotplug_lock or
 // device_hotplug_lock. Kernel: __alloc_pages() / rmqueue_pcplist().
 func (s *System) AllocPages(node int, order int, gfp GFP) (uintptr, error) {
-	if s.failPage.Active() {
+	if s.failPage.Active() && order >= 0 && order <= MaxOrder && gfp&^gfpMask == 0 {
+		// (A bad request is EINVAL, not a use of the fault's times.)
 		if err := s.shouldFailPage(order); err != nil {
 			return 0, err
 		}

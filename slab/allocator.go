@@ -162,8 +162,6 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	}
 	a.table.Store(new([]*kmemCache))
 	a.memcg = memcg.New()
-	a.failslab = fault.New("failslab", a.log)
-	a.failslab.OnChange(a.failslabChanged)
 	a.memcg.SetFlusher(a.flushAccounted)
 	a.memcg.SetNodes(func() []int {
 		var nodes []int
@@ -189,6 +187,8 @@ func New(sys *mem.System, opts *Options) (*Allocator, error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	a.failslab = fault.New("failslab", a.log)
+	a.failslab.OnChange(a.failslabChanged)
 	a.slabMutex.Init(slabMutexClass)
 	a.flushMu.Init(flushClass)
 	a.openMu.Init(openClass)

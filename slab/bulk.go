@@ -36,15 +36,6 @@ func (c *Cache) AllocBulk(dst []unsafe.Pointer) error {
 		return nil
 	}
 	n := k.bulkFromSheaf(dst)
-	if k.acct || k.initAlloc {
-		defer func() {
-			for _, p := range dst {
-				if p != nil {
-					k.taken(uintptr(p))
-				}
-			}
-		}()
-	}
 	for n < len(dst) {
 		p, err := c.allocSlow(mem.NumaNoNode, 0)
 		if err != nil {
@@ -55,6 +46,16 @@ func (c *Cache) AllocBulk(dst []unsafe.Pointer) error {
 		dst[n] = p
 		n++
 		n += k.bulkFromSheaf(dst[n:])
+	}
+	if k.acct || k.initAlloc {
+		// Only now, and only what this call allocated: on failure dst
+		// holds the caller's old pointers (a Magazine's array), whose
+		// objects are not ours — preparing them wrote into objects of
+		// others (found by torture: patterns overwritten in other caches
+		// after an AllocBulk of an accounted cache failed).
+		for _, p := range dst {
+			k.taken(uintptr(p))
+		}
 	}
 	return nil
 }
@@ -84,7 +85,9 @@ func (c *Cache) FreeBulk(objs []unsafe.Pointer) {
 	}
 	k := c.c
 	if k.debug != 0 {
-		c.freeBulkSlow(objs, 0) // one by one, each checked
+		for _, p := range objs { // one by one, each checked: a duplicate is "Object already free"
+			c.Free(p)
+		}
 		return
 	}
 	node := k.bulkNode(objs)

@@ -143,6 +143,9 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 	}
 	if o.Flags&debugFlags != 0 {
 		k.debug = o.Flags & debugFlags
+		if o.Ctor != nil {
+			k.debug &^= Poison // the constructed state must survive (as the kernel)
+		}
 		k.metaOff = uintptr(alignUp(size, MinAlign))
 		k.fpOffset = k.metaOff + 8
 		k.debugLock.Init(debugLockClass)

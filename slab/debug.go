@@ -168,6 +168,9 @@ func (c *Cache) allocDebug(node int, gfp GFP) (unsafe.Pointer, error) {
 			continue // quarantined: it stays allocated, never handed out
 		}
 		*k.state(addr) = redActive
+		if k.debug&RedZone != 0 {
+			k.fillSlack(addr)
+		}
 		if k.debug&StoreUser != 0 {
 			k.record(addr, false)
 		}
@@ -185,36 +188,79 @@ func (c *Cache) allocDebug(node int, gfp GFP) (unsafe.Pointer, error) {
 }
 
 // freeDebug is every free of a debug cache, after the free path's
-// validation (a slab object of the cache): the object must be allocated
-// (else "Object already free"), its red zone intact (else "Redzone
-// overwritten": reported and quarantined); then it is tracked, poisoned,
-// marked free and returned to its slab.
+// validation (a slab object of the cache). Under the node's list_lock —
+// so that two racing frees of one object cannot both pass — the object
+// must be allocated (else "Object already free") with its red zone intact
+// (the state word, and with RedZone the slack between the object's size
+// and its metadata: else "Redzone overwritten", and it is quarantined);
+// then it is tracked, poisoned, marked free and put back on its slab. The
+// report is made after the lock is dropped.
 func (c *Cache) freeDebug(h *slabHdr, addr uintptr) {
 	k := c.c
+	cn := k.nodes[h.node].Load()
+	cn.listLock.Lock()
+	problem := ""
 	switch *k.state(addr) {
 	case redActive:
+		if k.debug&RedZone != 0 && !k.slackIntact(addr) {
+			problem = "Redzone overwritten"
+		}
 	case redInactive:
-		k.report("Object already free", addr)
-		k.a.invalidFree(c.name, addr, "double free (object already free)")
-		return
+		problem = "Object already free"
 	default:
-		k.report("Redzone overwritten", addr)
+		problem = "Redzone overwritten"
+	}
+	var discard *slabHdr
+	if problem == "Redzone overwritten" {
 		k.quarantine(addr)
-		return
+	} else if problem == "" {
+		if k.debug&StoreUser != 0 {
+			k.record(addr, true)
+		}
+		if k.debug&Poison != 0 {
+			k.poison(addr)
+		} else if k.initFree {
+			k.zeroObj(addr)
+		}
+		*k.state(addr) = redInactive
+		discard = k.putObjLocked(cn, k.a.headHdr(h.base), addr)
 	}
-	if k.debug&StoreUser != 0 {
-		k.record(addr, true)
+	cn.listLock.Unlock()
+	switch problem {
+	case "":
+		if k.debug&Trace != 0 {
+			k.a.log.Info("TRACE "+k.name+" free", "addr", fmt.Sprintf("%#x", addr))
+		}
+		if discard != nil {
+			k.discardSlab(discard)
+		}
+	case "Object already free":
+		k.report(problem, addr)
+		k.a.invalidFree(c.name, addr, "double free (object already free)")
+	default:
+		k.report(problem, addr)
 	}
-	if k.debug&Trace != 0 {
-		k.a.log.Info("TRACE "+k.name+" free", "addr", fmt.Sprintf("%#x", addr))
+}
+
+// fillSlack writes the red zone pattern over the bytes between the
+// object's size and its metadata (the kernel's red zone after the object).
+func (k *kmemCache) fillSlack(addr uintptr) {
+	size := uintptr(k.objectSize.Load())
+	b := unsafe.Slice((*byte)(ptr(addr+size)), k.metaOff-size)
+	for i := range b {
+		b[i] = 0xcc
 	}
-	if k.debug&Poison != 0 {
-		k.poison(addr)
-	} else if k.initFree {
-		k.zeroObj(addr)
+}
+
+// slackIntact reports whether the slack still holds the red zone pattern.
+func (k *kmemCache) slackIntact(addr uintptr) bool {
+	size := uintptr(k.objectSize.Load())
+	for _, x := range unsafe.Slice((*byte)(ptr(addr+size)), k.metaOff-size) {
+		if x != 0xcc {
+			return false
+		}
 	}
-	*k.state(addr) = redInactive
-	k.freeToSlab(c.name, int(h.node), h.base, addr)
+	return true
 }
 
 // quarantine takes a damaged object out of circulation: it stays
@@ -222,6 +268,9 @@ func (c *Cache) freeDebug(h *slabHdr, addr uintptr) {
 // so that validation sees a consistent, if lost, object.
 func (k *kmemCache) quarantine(addr uintptr) {
 	*k.state(addr) = redActive
+	if k.debug&RedZone != 0 {
+		k.fillSlack(addr)
+	}
 	k.quarantined.Add(1)
 }
 

@@ -67,23 +67,23 @@ func ParseDebugSpec(spec string) ([]DebugRule, error) {
 	return rules, nil
 }
 
-// debugFor returns the debug flags the allocator's spec gives cache name:
-// those of the last rule that names it, or of the last rule naming no
-// cache.
+// debugFor returns the debug flags the allocator's spec gives cache name,
+// as the kernel's kmem_cache_flags() does: those of the first rule that
+// names it, else those of the (last) rule naming no cache.
 func (a *Allocator) debugFor(name string) Flags {
-	var fl Flags
+	var global Flags
 	for _, r := range a.debugRules {
 		if len(r.Caches) == 0 {
-			fl = r.Flags
+			global = r.Flags
 			continue
 		}
 		for _, c := range r.Caches {
 			if c == name || strings.HasSuffix(c, "*") && strings.HasPrefix(name, strings.TrimSuffix(c, "*")) {
-				fl = r.Flags
+				return r.Flags
 			}
 		}
 	}
-	return fl
+	return global
 }
 
 // debugSpec returns the spec of opts, else of the environment.

@@ -207,3 +207,33 @@ func TestChargeFailureRollsBack(t *testing.T) {
 		c.Free(o)
 	}
 }
+
+// A failed AllocBulk leaves the caller's array alone: it held pointers of
+// its own (a Magazine's), and preparing them for an accounted or zeroing
+// cache wrote into objects of others (found by torture).
+func TestAllocBulkFailureTouchesNothing(t *testing.T) {
+	e := newHardened(t, Options{InitOnAlloc: true})
+	acct := e.cache("abf-acct", 64, &CacheOptions{Flags: NoMerge | Account})
+	plain := e.cache("abf-plain", 64, &CacheOptions{Flags: NoMerge, Ctor: func(unsafe.Pointer) {}})
+	victim, _ := plain.Alloc()
+	dirty(victim, 64)
+	dst := make([]unsafe.Pointer, 200)
+	for i := range dst {
+		dst[i] = unsafe.Add(victim, 0) // stale pointers of another cache
+	}
+	fp := e.sys.FailPageAlloc()
+	fp.SetVerbose(0)
+	fp.SetTimes(-1)
+	e.sys.SetFailMinOrder(0)
+	fp.SetProbability(100)
+	if err := acct.AllocBulk(dst); !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("AllocBulk with no page to be had: %v", err)
+	}
+	fp.SetProbability(0)
+	for i, x := range unsafe.Slice((*byte)(victim), 64) {
+		if x != 0xa5 {
+			t.Fatalf("byte %d of another cache's object changed to %#x", i, x)
+		}
+	}
+	plain.Free(victim)
+}

@@ -209,10 +209,9 @@ func (gc GroupCache) Zalloc() (unsafe.Pointer, error) {
 func (gc GroupCache) AllocNode(node int, gfp GFP) (unsafe.Pointer, error) {
 	c := gc.c
 	k := c.c
-	if err := k.shouldFail(c.name); err != nil {
-		return nil, err
-	}
-	if node == mem.NumaNoNode && gfp == 0 {
+	// The reuse path does not ask failslab: while it is active, go
+	// through Alloc, which asks it once.
+	if node == mem.NumaNoNode && gfp == 0 && !k.a.failslab.Active() {
 		if p := gc.reuse(); p != nil {
 			if k.initAlloc {
 				k.zeroObj(uintptr(p))

@@ -175,7 +175,13 @@ func (s *Sheaf) Refill(n int) error {
 		s.sh.node = mixedNode
 	}
 	k.a.statUnpinned(k, SheafRefill)
+	had := s.sh.n
 	err := k.refill(s.c.name, s.sh, node, 0, n)
+	if k.initAlloc {
+		for _, addr := range s.sh.objs[had:s.sh.n] {
+			k.zeroObj(addr)
+		}
+	}
 	s.n, s.objs = s.sh.n, s.sh.objs
 	return err
 }

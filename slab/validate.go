@@ -105,7 +105,7 @@ func (k *kmemCache) validateDebugSlab(s *slabHdr, objects int) string {
 			if p := k.checkTaken(addr); p != "" {
 				return fmt.Sprintf("object %#x: %s", addr, p)
 			}
-		} else if st != redActive && st != redInactive {
+		} else if st != redActive && st != redInactive || st == redActive && k.debug&RedZone != 0 && !k.slackIntact(addr) {
 			return fmt.Sprintf("object %#x: Redzone overwritten", addr)
 		}
 	}

@@ -97,7 +97,9 @@ func cmdTorture(args []string, stdout, stderr io.Writer) error {
 	// cache (F, Z, P: every operation checked), whose every report is a
 	// violation.
 	var tref *torture
-	a, err := slab.New(sys, &slab.Options{Logger: log, OnInvalidFree: func(f *slab.InvalidFree) {}, RandomOrder: true,
+	// torture never frees an object twice or a foreign one: every
+	// refused free is a violation.
+	a, err := slab.New(sys, &slab.Options{Logger: log, OnInvalidFree: func(f *slab.InvalidFree) { tref.violation("refused free: %v", f) }, RandomOrder: true,
 		Debug: "FZP,torture-4", OnDebugReport: func(r *slab.DebugReport) { tref.violation("%s", r.Text) }})
 	if err != nil {
 		return err
@@ -229,6 +231,15 @@ func cmdTorture(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// allocFailed counts a failed allocation: ENOMEM (injected, at a group's
+// limit, or out of memory) is expected, anything else a violation.
+func (t *torture) allocFailed(c *slab.Cache, err error) {
+	t.failed.Add(1)
+	if !errors.Is(err, syscall.ENOMEM) {
+		t.violation("allocation from %s: unexpected error %v", c.Name(), err)
+	}
+}
+
 // tobj is a live object with its pattern.
 type tobj struct {
 	c    *slab.Cache
@@ -287,9 +298,9 @@ func (t *torture) worker(ctx context.Context, r *rand.Rand, w int) {
 	tag := uint64(w)<<48 | 1
 	for i := 0; ctx.Err() == nil; i++ {
 		// The last cache is the debug one: slow (every operation to the
-		// slab, checked), so picked one time in 64.
+		// slab, checked), so picked one time in 256.
 		c := t.caches[r.IntN(len(t.caches)-1)]
-		if r.IntN(64) == 0 {
+		if r.IntN(256) == 0 {
 			c = t.caches[len(t.caches)-1]
 		}
 		size := c.ObjectSize() &^ 7
@@ -353,10 +364,7 @@ func (t *torture) worker(ctx context.Context, r *rand.Rand, w int) {
 			}
 		}
 		if err != nil {
-			t.failed.Add(1)
-			if !errors.Is(err, syscall.ENOMEM) {
-				t.violation("allocation from %s: unexpected error %v", c.Name(), err)
-			}
+			t.allocFailed(c, err)
 			continue
 		}
 		o := tobj{c, p, size, tag}
@@ -476,7 +484,7 @@ func (t *torture) cacheChurn(ctx context.Context, r *rand.Rand) {
 		for j := 0; j < r.IntN(200); j++ {
 			p, err := c.Alloc()
 			if err != nil {
-				t.failed.Add(1)
+				t.allocFailed(c, err)
 				continue
 			}
 			o := tobj{c, p, size &^ 7, uint64(i)<<32 | uint64(j) | 1}
@@ -559,6 +567,7 @@ func (t *torture) memcgChurn(ctx context.Context, r *rand.Rand) {
 			for j := 0; j < 20; j++ {
 				p, err := cache.In(ch).Alloc()
 				if err != nil {
+					t.allocFailed(cache, err)
 					break
 				}
 				o := tobj{cache, p, cache.ObjectSize() &^ 7, uint64(i)<<20 | uint64(j) | 1}
@@ -580,7 +589,7 @@ func (t *torture) memcgChurn(ctx context.Context, r *rand.Rand) {
 		default: // the shrinking tenant allocates through its limit
 			p, err := cache.In(g).Alloc()
 			if err != nil {
-				t.failed.Add(1)
+				t.allocFailed(cache, err)
 				continue
 			}
 			o := tobj{cache, p, cache.ObjectSize() &^ 7, uint64(i) | 1}
