@@ -1,5 +1,8 @@
 package fault
 
+// Regression tests from an adversarial review of debug caches, hardening
+// and fault injection (issue 13).
+
 import (
 	"sync"
 	"testing"

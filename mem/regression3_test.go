@@ -2,6 +2,9 @@
 
 package mem
 
+// Regression tests from an adversarial review of debug caches, hardening
+// and fault injection (issue 13).
+
 import (
 	"errors"
 	"syscall"

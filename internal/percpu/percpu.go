@@ -65,10 +65,10 @@ func MaxProcs() int {
 // preempt-disabled readers.
 func Synchronize() {
 	// ReadMemStats stops the world and starts it again. (runtime.Stack(nil,
-	// true) stops it too, more cheaply, and was tried: torture then found
-	// objects handed out twice, so it does not give the grace period the
-	// per-P protocol needs. Not understood yet; do not swap it in again
-	// without torture runs.)
+	// true) stops it too, a little more cheaply; it was tried while
+	// torture was finding objects handed out twice, whose cause turned
+	// out to be elsewhere (AllocBulk), and has not been retried since:
+	// swap it in only with torture runs.)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 }
