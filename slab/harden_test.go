@@ -209,3 +209,30 @@ func BenchmarkHardeningBulk(b *testing.B) {
 		})
 	}
 }
+
+// InitOnAlloc zeroes a Magazine's object as it is handed out: a write
+// after its free does not come back out.
+func TestInitOnAllocMagazineUseAfterFree(t *testing.T) {
+	e := newHardened(t, Options{InitOnAlloc: true})
+	c := e.cache("ioam", 64, &CacheOptions{Flags: NoMerge})
+	m, err := c.NewMagazine(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i := 0; i < 300; i++ {
+		p := m.Alloc()
+		if !isZero(p, 64) {
+			t.Fatalf("round %d: a dirty object", i)
+		}
+		m.Free(p)
+		dirty(p, 64) // a write after free
+	}
+	if m.Len() == 0 {
+		t.Error("the magazine kept nothing")
+	}
+	m.Flush()
+	if m.Len() != 0 {
+		t.Errorf("Len %d after Flush", m.Len())
+	}
+}

@@ -50,6 +50,20 @@ type Magazine struct {
 	k    *kmemCache
 	c    *Cache
 	err  error // why the last Alloc returned nil
+	// zero (an InitOnAlloc cache): objects must be zeroed as they are
+	// handed out, which the inlined Alloc cannot do, so the magazine
+	// keeps its count in held and n stays 0: every Alloc takes allocSlow,
+	// which zeroes.
+	zero bool
+	held int
+}
+
+// count returns the field that counts the magazine's objects.
+func (m *Magazine) count() *int {
+	if m.zero {
+		return &m.held
+	}
+	return &m.n
 }
 
 // NewMagazine returns an empty magazine of the cache holding up to size
@@ -66,7 +80,7 @@ func (c *Cache) NewMagazine(size int) (*Magazine, error) {
 		return nil, fmt.Errorf("slab: cache %q: magazine size %d not in 2..65536: %w", c.name, size, ErrInvalid)
 	}
 	m := &Magazine{objs: make([]uintptr, size), base: k.memBase, size: k.freeSize, vmemmap: k.vmemmap, id: k.id,
-		mask: ^uintptr(0), k: k, c: c}
+		mask: ^uintptr(0), k: k, c: c, zero: k.initAlloc}
 	if k.sizeMask != 0 {
 		m.mask = k.sizeMask
 	}
@@ -104,6 +118,12 @@ func (m *Magazine) allocSlow() unsafe.Pointer {
 		m.err = fmt.Errorf("slab: cache %q: magazine closed: %w", m.c.name, ErrInvalid)
 		return nil
 	}
+	if m.zero && m.held > 0 {
+		m.held--
+		addr := m.objs[m.held]
+		m.k.zeroObj(addr) // InitOnAlloc: zeroed as it is handed out
+		return ptr(addr)
+	}
 	want := max(len(m.objs)/2, 1)
 	dst := unsafe.Slice((*unsafe.Pointer)(unsafe.Pointer(unsafe.SliceData(m.objs))), want)
 	if err := m.c.AllocBulk(dst); err != nil {
@@ -112,7 +132,7 @@ func (m *Magazine) allocSlow() unsafe.Pointer {
 		m.err = err
 		return p
 	}
-	m.n = want - 1
+	*m.count() = want - 1 // AllocBulk zeroed them (InitOnAlloc)
 	return *(*unsafe.Pointer)(unsafe.Pointer(&m.objs[want-1]))
 }
 
@@ -155,7 +175,8 @@ func (m *Magazine) freeSlow(p unsafe.Pointer) {
 		m.c.badFree(addr)
 		return
 	}
-	if m.n > 0 && m.objs[m.n-1] == addr {
+	cnt := m.count()
+	if *cnt > 0 && m.objs[*cnt-1] == addr {
 		k.a.invalidFree(m.c.name, addr, "double free (object on top of the magazine)")
 		return
 	}
@@ -164,14 +185,14 @@ func (m *Magazine) freeSlow(p unsafe.Pointer) {
 		return
 	}
 	k.uncharge(h, addr)
-	if k.initAlloc || k.initFree {
-		k.zeroObj(addr) // the magazine hands it out as it is
+	if k.initFree {
+		k.zeroObj(addr)
 	}
-	if m.n == len(m.objs) {
+	if *cnt == len(m.objs) {
 		m.flush(len(m.objs) / 2)
 	}
-	m.objs[m.n] = addr
-	m.n++
+	m.objs[*cnt] = addr
+	*cnt++
 }
 
 // flush gives the n objects at the bottom of the magazine back to the
@@ -180,19 +201,20 @@ func (m *Magazine) freeSlow(p unsafe.Pointer) {
 func (m *Magazine) flush(n int) {
 	objs := unsafe.Slice((*unsafe.Pointer)(unsafe.Pointer(unsafe.SliceData(m.objs))), n)
 	m.c.FreeBulk(objs)
-	m.n = copy(m.objs, m.objs[n:m.n])
+	cnt := m.count()
+	*cnt = copy(m.objs, m.objs[n:*cnt])
 }
 
 // Len returns the number of objects in the magazine.
-func (m *Magazine) Len() int { return m.n }
+func (m *Magazine) Len() int { return m.n + m.held }
 
 // Cap returns how many objects the magazine holds at most.
 func (m *Magazine) Cap() int { return len(m.objs) }
 
 // Flush gives every object in the magazine back to the cache.
 func (m *Magazine) Flush() {
-	if m.n > 0 {
-		m.flush(m.n)
+	if n := *m.count(); n > 0 {
+		m.flush(n)
 	}
 }
 
@@ -209,10 +231,10 @@ func (m *Magazine) Close() {
 	}
 	m.Flush()
 	m.k.a.unregisterOpen(m)
-	m.n, m.objs, m.size = 0, nil, 0
+	m.n, m.held, m.objs, m.size = 0, 0, nil, 0
 	m.c.open.Add(-1)
 }
 
 // detach empties a magazine on Allocator.Close: Close frees its objects
 // with every other page.
-func (m *Magazine) detach() { m.n, m.objs, m.size = 0, nil, 0 }
+func (m *Magazine) detach() { m.n, m.held, m.objs, m.size = 0, 0, nil, 0 }
