@@ -177,7 +177,9 @@ func (gc GroupCache) reuse() unsafe.Pointer {
 // parent's.
 func groupReuseGo(c *Cache, tid *atomic.Uint32) unsafe.Pointer {
 	k := c.c
-	if !k.acct || k.debug != 0 || c.dead.Load() {
+	// The cases the assembly's groupProcs is 0 for: not accounted, a
+	// debug cache, zeroing at allocation, failslab to be asked.
+	if !k.acct || k.debug != 0 || k.initAlloc || k.a.failslab.Active() || c.dead.Load() {
 		return nil
 	}
 	var p unsafe.Pointer
