@@ -150,7 +150,6 @@ func (a *Allocator) newCacheLocked(name string, size, slot, align int, o CacheOp
 		k.fpOffset = k.metaOff + 8
 		k.debugLock.Init(debugLockClass)
 		k.debugSlabs = map[uintptr]struct{}{}
-		k.freeSize = 0 // no inline free: every free is checked
 	}
 	k.fastMask = ^uintptr(0)
 	// A power of two's mask alone validates an offset only when objects

@@ -161,38 +161,54 @@ func (m *Magazine) Free(p unsafe.Pointer) {
 //
 //go:noinline
 func (m *Magazine) freeSlow(p unsafe.Pointer) {
-	k := m.k
-	addr := uintptr(p)
 	if p == nil {
 		return
 	}
+	addr := uintptr(p)
 	if m.objs == nil {
-		k.a.invalidFree(m.c.name, addr, "magazine closed")
-		return
-	}
-	h := k.hdrAt(addr)
-	if h == nil || h.cache != k.id || !k.objStart(h, addr) || m.c.dead.Load() {
-		m.c.badFree(addr)
+		m.k.a.invalidFree(m.c.name, addr, "magazine closed")
 		return
 	}
 	cnt := m.count()
-	if *cnt > 0 && m.objs[*cnt-1] == addr {
-		k.a.invalidFree(m.c.name, addr, "double free (object on top of the magazine)")
-		return
+	var top uintptr
+	if *cnt > 0 {
+		top = m.objs[*cnt-1]
 	}
-	if k.freelistHead(h.base, addr) {
-		k.a.invalidFree(m.c.name, addr, "double free (object heads its slab's freelist)")
+	if !m.c.keepable(addr, top, "magazine", m.k.initFree) {
 		return
-	}
-	k.uncharge(h, addr)
-	if k.initFree {
-		k.zeroObj(addr)
 	}
 	if *cnt == len(m.objs) {
 		m.flush(len(m.objs) / 2)
 	}
 	m.objs[*cnt] = addr
 	*cnt++
+}
+
+// keepable validates a free of addr into a private stack — a Magazine's
+// or a prefilled Sheaf's, whose top object is top (0: empty) — as
+// Cache.Free would, and prepares the object to be kept there: uncharged
+// (its stack hands objects out uncharged) and, if zero, zeroed. A refused
+// free is reported and false returned, nothing changed.
+func (c *Cache) keepable(addr, top uintptr, what string, zero bool) bool {
+	k := c.c
+	h := k.hdrAt(addr)
+	if h == nil || h.cache != k.id || !k.objStart(h, addr) || c.dead.Load() {
+		c.badFree(addr)
+		return false
+	}
+	if addr == top {
+		k.a.invalidFree(c.name, addr, "double free (object on top of the "+what+")")
+		return false
+	}
+	if k.freelistHead(h.base, addr) {
+		k.a.invalidFree(c.name, addr, "double free (object heads its slab's freelist)")
+		return false
+	}
+	k.uncharge(h, addr)
+	if zero {
+		k.zeroObj(addr)
+	}
+	return true
 }
 
 // flush gives the n objects at the bottom of the magazine back to the

@@ -111,41 +111,35 @@ func (s *Sheaf) Free(p unsafe.Pointer) {
 	s.freeSlow(p)
 }
 
-// freeSlow: the sheaf is full, or p is refused.
+// freeSlow: the sheaf is full, or p is refused, or the cache is one
+// whose frees the inline path leaves here (accounted or zeroing:
+// freeSize): with room the sheaf keeps the object (uncharged, zeroed for
+// InitOnAlloc or InitOnFree: Sheaf.Alloc hands it out as it is); full, it
+// goes to the cache.
 //
 //go:noinline
 func (s *Sheaf) freeSlow(p unsafe.Pointer) {
-	k := s.k
-	addr := uintptr(p)
 	if p == nil {
 		return
 	}
-	if h := k.hdrAt(addr); h == nil || h.cache != k.id || !k.objStart(h, addr) {
-		s.c.badFree(addr)
+	k := s.k
+	addr := uintptr(p)
+	var top uintptr
+	if s.n > 0 {
+		top = s.objs[s.n-1]
+	}
+	if s.n < len(s.objs) {
+		if s.c.keepable(addr, top, "prefilled sheaf", k.initAlloc || k.initFree) {
+			s.objs[s.n] = addr
+			s.n++
+		}
 		return
 	}
-	if s.n > 0 && s.objs[s.n-1] == addr {
+	if addr == top {
 		k.a.invalidFree(s.c.name, addr, "double free (object on top of the prefilled sheaf)")
 		return
 	}
-	if (k.acct || k.initAlloc || k.initFree) && s.n < len(s.objs) {
-		// An accounted or zeroing cache's free comes here with room
-		// (freeSize): the sheaf keeps it uncharged (and zeroed), as the
-		// inline path keeps others.
-		h := k.hdrAt(addr)
-		if k.freelistHead(h.base, addr) {
-			k.a.invalidFree(s.c.name, addr, "double free (object heads its slab's freelist)")
-			return
-		}
-		k.uncharge(h, addr)
-		if k.initAlloc || k.initFree {
-			k.zeroObj(addr)
-		}
-		s.objs[s.n] = addr
-		s.n++
-		return
-	}
-	s.c.Free(p) // the sheaf is full, or the double free is the slab's
+	s.c.Free(p) // full: the cache validates and frees it
 }
 
 // Refill tops the sheaf up to n objects. Kernel: kmem_cache_refill_sheaf().
