@@ -66,6 +66,34 @@ func TestMergeRaisesObjectSize(t *testing.T) {
 	b.FreeBytes(bs)
 }
 
+// 3a. New with a bad Options.Debug spec is refused with EINVAL and leaves
+// the System free: a later New over it succeeds.
+func TestNewBadDebugSpecReleasesSystem(t *testing.T) {
+	sys, err := mem.New(mem.Config{Nodes: 1, BlockSize: 2 << 20, InitialPerNode: 4 << 20, MaxBlocks: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	for _, spec := range []string{"FQ", "F,", "F,dentry-*-x,", "\x00"} {
+		if a, err := slab.New(sys, &slab.Options{Debug: spec}); !errors.Is(err, syscall.EINVAL) {
+			if a != nil {
+				a.Close()
+			}
+			t.Fatalf("New with Debug %q: %v, want EINVAL", spec, err)
+		}
+	}
+	a, err := slab.New(sys, &slab.Options{Debug: "FZ"})
+	if err != nil {
+		t.Fatalf("New after refused specs: %v", err)
+	}
+	defer a.Close()
+	p, err := a.Kmalloc(64, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Kfree(p)
+}
+
 // 3. One System, one Allocator: a second is refused with EBUSY until the
 // first is closed.
 func TestSecondAllocatorRefused(t *testing.T) {
