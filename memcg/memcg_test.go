@@ -172,26 +172,7 @@ func TestShrinker(t *testing.T) {
 	}
 	var mu sync.Mutex
 	cached := map[*memcg.Group][]uint32{}
-	s := &memcg.Shrinker{
-		Name:       "test-cache",
-		MemcgAware: true,
-		Count: func(sc *memcg.ShrinkControl) uint64 {
-			mu.Lock()
-			defer mu.Unlock()
-			return uint64(len(cached[sc.Group]))
-		},
-		Scan: func(sc *memcg.ShrinkControl) uint64 {
-			mu.Lock()
-			defer mu.Unlock()
-			l := cached[sc.Group]
-			n := min(int(sc.NrToScan), len(l))
-			for _, id := range l[:n] {
-				c.Uncharge(id, 1024, 0, memcg.StatSlabReclaimable)
-			}
-			cached[sc.Group] = l[n:]
-			return uint64(n)
-		},
-	}
+	s := cacheShrinker(c, "test-cache", memcg.StatSlabReclaimable, cached, &mu)
 	if err := c.RegisterShrinker(s); err != nil {
 		t.Fatal(err)
 	}

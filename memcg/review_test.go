@@ -10,9 +10,11 @@ import (
 	"github.com/hotslab/hotslab/memcg"
 )
 
-func cacheShrinker(c *memcg.Controller, cached map[*memcg.Group][]uint32, mu *sync.Mutex) *memcg.Shrinker {
+// cacheShrinker is a memcg-aware shrinker over cached: per group, the
+// ids of 1 KiB charges (of stat) it may uncharge.
+func cacheShrinker(c *memcg.Controller, name string, stat memcg.Stat, cached map[*memcg.Group][]uint32, mu *sync.Mutex) *memcg.Shrinker {
 	return &memcg.Shrinker{
-		Name: "cached", MemcgAware: true,
+		Name: name, MemcgAware: true,
 		Count: func(sc *memcg.ShrinkControl) uint64 {
 			mu.Lock()
 			defer mu.Unlock()
@@ -24,7 +26,7 @@ func cacheShrinker(c *memcg.Controller, cached map[*memcg.Group][]uint32, mu *sy
 			l := cached[sc.Group]
 			n := min(int(sc.NrToScan), len(l))
 			for _, id := range l[:n] {
-				c.Uncharge(id, 1024, 0, memcg.StatSlabUnreclaimable)
+				c.Uncharge(id, 1024, 0, stat)
 			}
 			cached[sc.Group] = l[n:]
 			return uint64(n)
@@ -40,7 +42,7 @@ func TestSetMaxReclaimsTheExcess(t *testing.T) {
 	g, _ := c.Root().Create("t")
 	var mu sync.Mutex
 	cached := map[*memcg.Group][]uint32{}
-	s := cacheShrinker(c, cached, &mu)
+	s := cacheShrinker(c, "cached", memcg.StatSlabUnreclaimable, cached, &mu)
 	if err := c.RegisterShrinker(s); err != nil {
 		t.Fatal(err)
 	}
