@@ -145,9 +145,16 @@ func populateHotslab(n int) func() {
 	if err != nil {
 		panic(err)
 	}
+	return populateCache(c, c.Alloc, n, nil)
+}
+
+// populateCache allocates n objects of c with alloc, keeping their
+// addresses in a []uintptr; the function it returns frees them, shrinks
+// and destroys c, then runs done (if not nil).
+func populateCache(c *slab.Cache, alloc func() (unsafe.Pointer, error), n int, done func() error) func() {
 	addrs := make([]uintptr, n)
 	for i := range addrs {
-		p, err := c.Alloc()
+		p, err := alloc()
 		if err != nil {
 			panic(err)
 		}
@@ -161,6 +168,11 @@ func populateHotslab(n int) func() {
 		c.Shrink()
 		if err := c.Destroy(); err != nil {
 			panic(err)
+		}
+		if done != nil {
+			if err := done(); err != nil {
+				panic(err)
+			}
 		}
 	}
 }

@@ -198,26 +198,5 @@ func populateHotslabAccounted(n int) func() {
 	if err != nil {
 		panic(err)
 	}
-	h := c.In(g)
-	addrs := make([]uintptr, n)
-	for i := range addrs {
-		p, err := h.Alloc()
-		if err != nil {
-			panic(err)
-		}
-		*(*byte)(p) = byte(i)
-		addrs[i] = uintptr(p)
-	}
-	return func() {
-		for _, u := range addrs {
-			c.Free(*(*unsafe.Pointer)(unsafe.Pointer(&u)))
-		}
-		c.Shrink()
-		if err := c.Destroy(); err != nil {
-			panic(err)
-		}
-		if err := g.Remove(); err != nil {
-			panic(err)
-		}
-	}
+	return populateCache(c, c.In(g).Alloc, n, g.Remove)
 }
