@@ -8,23 +8,13 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hotslab/hotslab/mem"
 	"github.com/hotslab/hotslab/slab"
 	"github.com/hotslab/hotslab/sysfs"
 )
 
 func TestCgroupTree(t *testing.T) {
-	sys, err := mem.New(mem.Config{Nodes: 2, BlockSize: 2 << 20, InitialPerNode: 4 << 20, MaxBlocks: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	a, err := slab.New(sys, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	tree := sysfs.NewTree()
+	e := newSlabEnv(t)
+	a, tree := e.a, e.tree
 	stop, err := sysfs.AddCgroup(tree, a.Memcg())
 	if err != nil {
 		t.Fatal(err)

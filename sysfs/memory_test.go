@@ -453,25 +453,11 @@ func TestConcurrentWritersKeepCountersExact(t *testing.T) {
 // The failslab and fail_page_alloc debugfs files set the knobs, refuse
 // garbage, and an injected failure changes nothing.
 func TestFaultInjectionFiles(t *testing.T) {
-	sys, err := mem.New(mem.Config{Nodes: 2, BlockSize: 2 << 20, InitialPerNode: 4 << 20, MaxBlocks: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	a, err := slab.New(sys, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	tree := sysfs.NewTree()
+	e := newSlabEnv(t)
+	sys, a, tree := e.sys, e.a, e.tree
 	if err := sysfs.AddFaultInjection(tree, sys, a); err != nil {
 		t.Fatal(err)
 	}
-	stop, err := sysfs.AddSlab(tree, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
 	ctx := context.Background()
 	w := func(path, data string) error { return tree.Root().Walk(path).Write(ctx, data) }
 	r := func(path string) string { s, _ := tree.Root().Walk(path).Read(); return s }

@@ -24,13 +24,17 @@ type slabEnv struct {
 	tree *sysfs.Tree
 }
 
-func newSlabEnv(t *testing.T) *slabEnv {
+func newSlabEnv(t *testing.T) *slabEnv { return newSlabEnvOpts(t, nil) }
+
+// newSlabEnvOpts is a two-node System, an Allocator made with opts and a
+// tree holding its slab files, all released when the test ends.
+func newSlabEnvOpts(t *testing.T, opts *slab.Options) *slabEnv {
 	t.Helper()
 	sys, err := mem.New(mem.Config{Nodes: 2, BlockSize: 2 << 20, InitialPerNode: 4 << 20, MaxBlocks: 32})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := slab.New(sys, nil)
+	a, err := slab.New(sys, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,22 +225,8 @@ func TestShrinkMustNotTakeSlabMutex(t *testing.T) {
 // alloc_calls and free_calls of a StoreUser cache list the call sites;
 // other caches answer ENOSYS, as the kernel's do.
 func TestSlabCallsFiles(t *testing.T) {
-	sys, err := mem.New(mem.Config{Nodes: 2, BlockSize: 2 << 20, InitialPerNode: 4 << 20, MaxBlocks: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	a, err := slab.New(sys, &slab.Options{Debug: "U,tracked"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	tree := sysfs.NewTree()
-	stop, err := sysfs.AddSlab(tree, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	e := newSlabEnvOpts(t, &slab.Options{Debug: "U,tracked"})
+	a, tree := e.a, e.tree
 	c, _ := a.NewCache("tracked", 80, nil)
 	var objs []unsafe.Pointer
 	for range 5 {
