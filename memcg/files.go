@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/hotslab/hotslab/internal/kstrto"
 )
 
 // Files lists the memory files a non-root group has, in the order a
@@ -59,7 +61,7 @@ func ParseLimit(s string) (int64, error) {
 			t = t[:len(t)-1]
 		}
 	}
-	n, err := parseKernelUint(t)
+	n, err := kstrto.Uint(t, 63)
 	if err != nil {
 		return 0, fmt.Errorf("memcg: limit %q: %w", s, ErrInvalid)
 	}
@@ -164,25 +166,4 @@ func (c *Controller) nodes() []int {
 		}
 	}
 	return out
-}
-
-// parseKernelUint parses as the kernel's memparse does: "0x" hex, a
-// leading "0" octal, else decimal — no sign, no underscores, no "0b" or
-// "0o" (which Go's base-0 parsing would take).
-func parseKernelUint(t string) (uint64, error) {
-	base := 10
-	switch {
-	case len(t) > 2 && (t[:2] == "0x" || t[:2] == "0X"):
-		base, t = 16, t[2:]
-	case len(t) > 1 && t[0] == '0':
-		base, t = 8, t[1:]
-	}
-	if t == "" || strings.ContainsAny(t, "_+-") {
-		return 0, ErrInvalid
-	}
-	n, err := strconv.ParseUint(t, base, 63)
-	if err != nil {
-		return 0, ErrInvalid
-	}
-	return n, nil
 }

@@ -2,9 +2,10 @@ package sysfs
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/hotslab/hotslab/internal/kstrto"
 )
 
 // ParseInt parses a number as the kernel's kstrtoll with base 0 does: an
@@ -18,7 +19,7 @@ func ParseInt(s string) (int64, error) {
 		neg = t[0] == '-'
 		t = t[1:]
 	}
-	u, err := parseUint(t)
+	u, err := kstrto.Uint(t, 64)
 	if err != nil || (!neg && u > 1<<63-1) || (neg && u > 1<<63) {
 		return 0, fmt.Errorf("number %q: %w", s, syscall.EINVAL)
 	}
@@ -30,23 +31,9 @@ func ParseInt(s string) (int64, error) {
 
 // ParseUint is ParseInt for an unsigned number (kstrtoull, base 0).
 func ParseUint(s string) (uint64, error) {
-	u, err := parseUint(strings.TrimSuffix(s, "\n"))
+	u, err := kstrto.Uint(strings.TrimSuffix(s, "\n"), 64)
 	if err != nil {
 		return 0, fmt.Errorf("number %q: %w", s, syscall.EINVAL)
 	}
 	return u, nil
-}
-
-func parseUint(t string) (uint64, error) {
-	base := 10
-	switch {
-	case len(t) > 2 && (t[:2] == "0x" || t[:2] == "0X"):
-		base, t = 16, t[2:]
-	case len(t) > 1 && t[0] == '0':
-		base, t = 8, t[1:]
-	}
-	if t == "" || strings.ContainsAny(t, "_+-") {
-		return 0, syscall.EINVAL
-	}
-	return strconv.ParseUint(t, base, 64)
 }
