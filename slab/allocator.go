@@ -283,35 +283,45 @@ func (k *kmemCache) reset() (live int64) {
 // block, and returns the number of large allocations freed. Called by
 // Close with slab_mutex held, after reset.
 func (a *Allocator) freeAllPages() (large int64) {
+	a.eachSlabHead(false, func(pg *mem.Page, h *slabHdr, addr uintptr) {
+		order := pg.Order()
+		if h.flags&hdrLarge != 0 {
+			large++
+			a.unchargeLarge(pg, h)
+		} else if k := a.cacheOf(h.cache); k != nil {
+			order = k.orderOf(h)
+			k.unchargeSlab(h)
+			a.statUnpinned(k, FreeSlab)
+		} else {
+			return
+		}
+		if err := a.sys.FreePages(addr, order); err != nil {
+			a.log.Error("slab: close: freeing pages", "addr", addr, "err", err)
+		}
+	})
+	return large
+}
+
+// eachSlabHead calls fn with the head page, header and address of every
+// slab and large kmalloc allocation in the system's present blocks (only
+// the online ones if online), found by walking their struct pages.
+func (a *Allocator) eachSlabHead(online bool, fn func(pg *mem.Page, h *slabHdr, addr uintptr)) {
 	sys := a.sys
 	for _, b := range sys.Blocks() {
+		if online && b.State != mem.BlockOnline {
+			continue
+		}
 		start := sys.Base() + uintptr(b.PhysAddr)
 		for addr := start; addr < start+uintptr(sys.BlockSize()); addr += mem.PageSize {
 			pg := sys.PageOf(addr)
 			if pg == nil {
 				break
 			}
-			h := hdr(pg)
-			if h.cache == 0 || h.base != addr {
-				continue
-			}
-			order := pg.Order()
-			if h.flags&hdrLarge != 0 {
-				large++
-				a.unchargeLarge(pg, h)
-			} else if k := a.cacheOf(h.cache); k != nil {
-				order = k.orderOf(h)
-				k.unchargeSlab(h)
-				a.statUnpinned(k, FreeSlab)
-			} else {
-				continue
-			}
-			if err := sys.FreePages(addr, order); err != nil {
-				a.log.Error("slab: close: freeing pages", "addr", addr, "err", err)
+			if h := hdr(pg); h.cache != 0 && h.base == addr {
+				fn(pg, h, addr)
 			}
 		}
 	}
-	return large
 }
 
 // System returns the memory system the allocator draws pages from.

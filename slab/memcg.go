@@ -367,41 +367,27 @@ func (a *Allocator) MemcgSlabInfo(g *memcg.Group) []GroupSlabInfo {
 		return false
 	}
 	counts := map[*kmemCache]*GroupSlabInfo{}
-	for _, b := range sys.Blocks() {
-		if b.State != mem.BlockOnline {
-			continue
+	a.eachSlabHead(true, func(_ *mem.Page, h *slabHdr, _ uintptr) {
+		if h.flags&hdrLarge != 0 {
+			return
 		}
-		start := sys.Base() + uintptr(b.PhysAddr)
-		for addr := start; addr < start+uintptr(sys.BlockSize()); addr += mem.PageSize {
-			pg := sys.PageOf(addr)
-			if pg == nil {
-				break
-			}
-			h := hdr(pg)
-			if h.cache == 0 || h.base != addr {
-				continue
-			}
-			if h.flags&hdrLarge != 0 {
-				continue
-			}
-			k := a.cacheOf(h.cache)
-			if k == nil || !k.acct {
-				continue
-			}
-			vec := unsafe.Slice((*uint32)(ptr(h.base+k.slabBytesOf(h))), k.objectsOf(h))
-			for i := range vec {
-				if id := atomic.LoadUint32(&vec[i]); id != 0 && under(id) {
-					gi := counts[k]
-					if gi == nil {
-						gi = &GroupSlabInfo{Cache: k.name}
-						counts[k] = gi
-					}
-					gi.Objects++
-					gi.Bytes += k.chargeSize
+		k := a.cacheOf(h.cache)
+		if k == nil || !k.acct {
+			return
+		}
+		vec := unsafe.Slice((*uint32)(ptr(h.base+k.slabBytesOf(h))), k.objectsOf(h))
+		for i := range vec {
+			if id := atomic.LoadUint32(&vec[i]); id != 0 && under(id) {
+				gi := counts[k]
+				if gi == nil {
+					gi = &GroupSlabInfo{Cache: k.name}
+					counts[k] = gi
 				}
+				gi.Objects++
+				gi.Bytes += k.chargeSize
 			}
 		}
-	}
+	})
 	var out []GroupSlabInfo
 	for _, k := range a.caches {
 		if gi := counts[k]; gi != nil {
