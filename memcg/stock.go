@@ -122,6 +122,14 @@ func (c *Controller) drainLocked() {
 	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
 	c.flushSlab() // its uncharges land in the stocks flushed next
+	c.flushStocks()
+	c.freeDetachedLocked()
+}
+
+// flushStocks empties every P's stock into the counters, drainMu held:
+// it marks a drain in progress and waits out every pinned section, so no
+// P touches its stock while it is flushed.
+func (c *Controller) flushStocks() {
 	c.draining.Add(1)
 	percpu.Synchronize()
 	for i := range c.stocks {
@@ -131,7 +139,6 @@ func (c *Controller) drainLocked() {
 		raceReleaseMerge(unsafe.Pointer(s))
 	}
 	c.draining.Add(-1)
-	c.freeDetachedLocked()
 }
 
 // trim returns what s holds beyond ChargeBatch to the counters once it
@@ -166,13 +173,5 @@ func (c *Controller) stocksHold(g *Group) bool {
 func (c *Controller) drainStocks() {
 	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
-	c.draining.Add(1)
-	percpu.Synchronize()
-	for i := range c.stocks {
-		s := &c.stocks[i].stock
-		raceAcquire(unsafe.Pointer(s))
-		s.flush()
-		raceReleaseMerge(unsafe.Pointer(s))
-	}
-	c.draining.Add(-1)
+	c.flushStocks()
 }
