@@ -45,22 +45,7 @@ func ParseLimit(s string) (int64, error) {
 	if t == "max" {
 		return math.MaxInt64, nil
 	}
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		case 't', 'T':
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			t = t[:len(t)-1]
-		}
-	}
+	t, mult := kstrto.SplitSuffix(t)
 	n, err := kstrto.Uint(t, 63)
 	if err != nil {
 		return 0, fmt.Errorf("memcg: limit %q: %w", s, ErrInvalid)

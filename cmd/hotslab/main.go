@@ -49,10 +49,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/hotslab/hotslab/internal/kstrto"
 	"github.com/hotslab/hotslab/slab"
 )
 
@@ -146,25 +148,12 @@ func runCtx(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0], usage)}
 }
 
-// parseSize parses "128M", "1G", "4096", "2k".
+// parseSize parses a decimal byte count with an optional K, M, G or T
+// suffix (powers of 1024): "128M", "1G", "4096", "2k".
 func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	mult := int64(1)
-	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		}
-		if mult != 1 {
-			s = s[:n-1]
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
+	t, mult := kstrto.SplitSuffix(strings.TrimSpace(s))
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 || v > math.MaxInt64/mult {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
 	return v * mult, nil

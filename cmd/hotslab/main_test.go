@@ -181,3 +181,18 @@ func TestTortureFindsCorruption(t *testing.T) {
 		t.Fatalf("violations %d, first %q", tt.violations.Load(), tt.first)
 	}
 }
+
+// parseSize takes a decimal count with a K, M, G or T suffix and refuses
+// garbage, negatives and sizes that overflow int64.
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"4096": 4096, " 2k ": 2 << 10, "128M": 128 << 20, "1G": 1 << 30, "2t": 2 << 40} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "M", "-1", "1.5G", "0x10", "12Q", "9223372036854775807K", "8388608T"} {
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
+		}
+	}
+}

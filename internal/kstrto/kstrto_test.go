@@ -43,3 +43,18 @@ func TestUint(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitSuffix(t *testing.T) {
+	for _, tc := range []struct {
+		in, rest string
+		mult     int64
+	}{
+		{"", "", 1}, {"12", "12", 1}, {"4k", "4", 1 << 10}, {"4K", "4", 1 << 10},
+		{"2m", "2", 1 << 20}, {"1G", "1", 1 << 30}, {"3t", "3", 1 << 40},
+		{"K", "", 1 << 10}, {"5P", "5P", 1}, {"0x10", "0x10", 1},
+	} {
+		if rest, mult := SplitSuffix(tc.in); rest != tc.rest || mult != tc.mult {
+			t.Errorf("SplitSuffix(%q) = %q, %d; want %q, %d", tc.in, rest, mult, tc.rest, tc.mult)
+		}
+	}
+}
